@@ -1,0 +1,53 @@
+"""The `drum` command: parse options, set up logging and runtime parameters, run the sub-command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+from drum.errors import DrumCommonException, DrumSchemaValidationException
+
+logger = logging.getLogger("drum")
+SCHEMA_VALIDATION_EXIT_CODE = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    from drum.cli.parser import parse_args
+    from drum.config.runtime_params import load_runtime_params_file
+    from drum.observability.logging import setup_logging
+
+    options = parse_args(argv)
+    setup_logging(getattr(options, "logging_level", None) or "warning")
+    show_stacktrace = bool(getattr(options, "show_stacktrace", False))
+    try:
+        if getattr(options, "runtime_params_file", None):
+            load_runtime_params_file(options.runtime_params_file, options.code_dir)
+        return _dispatch(options)
+    except DrumSchemaValidationException as exc:
+        _report(exc, show_stacktrace)
+        return SCHEMA_VALIDATION_EXIT_CODE
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure ends with a message and exit code 1
+        _report(exc, show_stacktrace or not isinstance(exc, DrumCommonException))
+        return 1
+
+
+def _report(exc: BaseException, with_traceback: bool) -> None:
+    if with_traceback:
+        traceback.print_exception(exc)
+    print(f"ERROR: {exc}", file=sys.stderr)
+
+
+def _dispatch(options) -> int:  # noqa: ANN001 - argparse.Namespace
+    command = options.subparser_name
+    if command == "server":
+        from drum.cli import server
+
+        return server.run(options)
+    if command == "score":
+        from drum.cli import score
+
+        return score.run(options)
+    raise DrumCommonException(f"'drum {command}' is not available in this drum yet; use 'server' or 'score'.")

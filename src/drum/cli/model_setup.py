@@ -1,0 +1,39 @@
+"""Shared by `drum server` and `drum score`: turn parsed options into a `ModelConfig`."""
+
+from __future__ import annotations
+
+import argparse
+
+from drum.errors import DrumCommonException
+from drum.model.code_dir import detect_language
+from drum.model.metadata import read_model_metadata_yaml, resolve_target_and_labels
+from drum.model.predictor import ModelConfig
+
+
+def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]:
+    """Resolve language, target type and labels (CLI/env vs model-metadata.yaml) for the code dir."""
+    code_dir = options.code_dir
+    language = detect_language(code_dir, getattr(options, "language", None))
+    if language != "python":
+        raise DrumCommonException(
+            f"Models in language '{language}' are not supported by this drum; only Python models "
+            "(custom.py hooks or Python artifacts) can be served."
+        )
+    metadata = read_model_metadata_yaml(code_dir)
+    resolved = resolve_target_and_labels(
+        code_dir,
+        options.target_type,
+        getattr(options, "positive_class_label", None),
+        getattr(options, "negative_class_label", None),
+        getattr(options, "class_labels", None),
+        getattr(options, "class_labels_file", None),
+    )
+    config = ModelConfig(
+        code_dir=code_dir,
+        target_type=resolved.target_type,
+        positive_class_label=resolved.positive_class_label,
+        negative_class_label=resolved.negative_class_label,
+        class_labels=resolved.class_labels,
+        language=language,
+    )
+    return config, metadata

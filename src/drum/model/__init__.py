@@ -1,0 +1,1 @@
+"""The user's model: discovery, metadata, hooks, artifacts, codecs and output marshalling."""

@@ -1,0 +1,53 @@
+"""scikit-learn pickles (`.pkl`): any estimator or pipeline."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drum.errors import DrumCommonException
+from drum.model.artifacts.base import ArtifactPredictor
+from drum.model.target import TargetType
+
+
+class SKLearnPredictor(ArtifactPredictor):
+    name = "scikit-learn"
+    extension = ".pkl"
+    extra = "sklearn"
+
+    def framework_present(self) -> bool:
+        try:
+            import sklearn.base  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def load(self, path: str | Path) -> Any:
+        with open(path, "rb") as f:
+            try:
+                return pickle.load(f, encoding="latin1")
+            except TypeError:
+                f.seek(0)
+                return pickle.load(f)
+
+    def can_use(self, model: Any) -> bool:
+        if not self.framework_present():
+            return False
+        from sklearn.base import BaseEstimator
+
+        return isinstance(model, BaseEstimator)
+
+    def predict(
+        self, data: Any, model: Any, target_type: TargetType, labels: list[str] | None
+    ) -> tuple[np.ndarray, list[Any] | None]:
+        if target_type.is_classification():
+            model_labels = list(model.classes_) if hasattr(model, "classes_") else None
+            return model.predict_proba(data), model_labels
+        if target_type in (TargetType.REGRESSION, TargetType.ANOMALY, TargetType.GEO_POINT):
+            return model.predict(data), None
+        raise DrumCommonException(
+            f"Target type '{target_type.value}' is not supported by 'SKLearnPredictor' predictor"
+        )

@@ -1,0 +1,107 @@
+"""Load the user's `custom.py` and call its hooks with DRUM's signatures and error wrapping."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+
+from drum.errors import BaseCustomUserError, DrumCommonException, DrumPythonModelAdapterError
+from drum.model.code_dir import CUSTOM_FILE, RUNNING_LANG_MSG, find_unique_file
+from drum.model.target import TargetType
+
+logger = logging.getLogger("drum.model.hooks")
+
+UNSTRUCTURED_HOOKS = ("init", "load_model", "score_unstructured")
+STRUCTURED_HOOKS = (
+    "init",
+    "read_input_data",
+    "load_model",
+    "transform",
+    "score",
+    "post_process",
+    "fit",
+    "chat",
+    "get_supported_llm_models",
+)
+
+
+@dataclass
+class Hooks:
+    """The hook functions found in `custom.py` (missing hooks are absent from `functions`)."""
+
+    path: Path | None = None
+    functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+
+    def get(self, name: str) -> Callable[..., Any] | None:
+        return self.functions.get(name)
+
+    def has(self, name: str) -> bool:
+        return name in self.functions
+
+
+def fail(exc: Exception, message: str) -> NoReturn:
+    """DRUM's wrapping: user errors pass through, anything else becomes an adapter error."""
+    if isinstance(exc, BaseCustomUserError):
+        logger.info("%s User-raised error: %r", message, exc)
+        raise exc
+    logger.exception("%s Exception: %r", message, exc)
+    raise DrumPythonModelAdapterError(f"{message} Exception: {exc!r}") from exc
+
+
+def call(message: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a hook; on failure raise DRUM's wrapped error with `message` as context."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - user code may raise anything
+        fail(exc, message)
+
+
+def _import_custom(path: Path) -> Any:
+    sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location("custom", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get("custom")
+    sys.modules["custom"] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        if previous is not None:
+            sys.modules["custom"] = previous
+        else:
+            sys.modules.pop("custom", None)
+        logger.error("Could not load hooks: %s", exc)
+        raise DrumCommonException(
+            f"\n\n{RUNNING_LANG_MSG}\nFailed loading hooks from [{path}] : {exc}"
+        ) from exc
+    return module
+
+
+def load_hooks(code_dir: str | Path, target_type: TargetType) -> Hooks:
+    """Find `custom.py` recursively, import it as module `custom`, call `init(code_dir=...)`."""
+    path = find_unique_file(code_dir, CUSTOM_FILE)
+    if path is None:
+        logger.info("No %s file detected in %s", CUSTOM_FILE, code_dir)
+        return Hooks()
+    logger.info("Detected %s .. trying to load hooks", path)
+    module = _import_custom(path)
+    if getattr(module, "CustomTask", None) is not None:
+        raise DrumCommonException(
+            "The CustomTask class interface is not supported by this drum; use module-level hooks "
+            "(load_model, score, ...) in custom.py."
+        )
+    names = UNSTRUCTURED_HOOKS if target_type == TargetType.UNSTRUCTURED else STRUCTURED_HOOKS
+    functions = {name: getattr(module, name) for name in names if getattr(module, name, None) is not None}
+    if target_type == TargetType.UNSTRUCTURED and "score_unstructured" not in functions:
+        raise DrumCommonException("In 'unstructured' mode hook 'score_unstructured' must be provided.")
+    hooks = Hooks(path, functions)
+    init = hooks.get("init")
+    if init is not None:
+        init(code_dir=str(code_dir))
+    logger.debug("Hooks loaded: %s", sorted(functions))
+    return hooks

@@ -1,0 +1,358 @@
+"""`Predictor`: the user's model behind one framework-neutral API, shared by the server and `drum score`.
+
+It loads hooks and the model once, then offers `predict`, `transform`, `predict_unstructured`, `chat`,
+`models`, `info` and `capabilities`. It knows nothing about HTTP.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from scipy.sparse import issparse
+
+from drum.config.runtime_params import RuntimeParameters
+from drum.errors import DrumCommonException, DrumException, DrumSerializationError, DrumTransformException
+from drum.model import codecs
+from drum.model.artifacts import ArtifactPredictor, artifact_predictors
+from drum.model.code_dir import RUNNING_LANG_MSG, find_model_artifact
+from drum.model.compat import install_datarobot_drum_alias
+from drum.model.hooks import Hooks, call, fail, load_hooks
+from drum.model.marshalling import marshal_predictions, request_labels, split_extra_output
+from drum.model.target import TargetType
+
+logger = logging.getLogger("drum.model.predictor")
+
+LLM_ID_CREATED = 1735689600  # Jan 1 2025, what DRUM reports for the LLM_ID model entry
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to load a model directory."""
+
+    code_dir: str
+    target_type: TargetType
+    positive_class_label: str | None = None
+    negative_class_label: str | None = None
+    class_labels: list[str] | None = None
+    language: str = "python"
+
+
+@dataclass
+class PredictResponse:
+    predictions: pd.DataFrame
+    extra_model_output: pd.DataFrame | None = None
+
+
+def _require_frame(value: Any, hook: str) -> pd.DataFrame:
+    if not isinstance(value, pd.DataFrame):
+        raise ValueError(f"{hook} must return a dataframe, but received {type(value)}")
+    if len(value.shape) != 2:
+        raise ValueError(f"{hook} must return a dataframe of dim 2, but received one with dims {value.shape}")
+    return value
+
+
+def _same_rows(data: Any, output: Any) -> None:
+    if data.shape[0] != output.shape[0]:
+        raise ValueError("Transformation resulted in different number of rows than original data")
+
+
+class Predictor:
+    """A loaded model directory. Construct, then `load()` once before serving."""
+
+    def __init__(self, config: ModelConfig):
+        self.config = config
+        self.target_type = config.target_type
+        self.hooks = Hooks()
+        self.model: Any = None
+        self.artifact_predictor: ArtifactPredictor | None = None
+        self.target_name: str | None = None
+
+    # --- loading -----------------------------------------------------------------------------
+
+    def load(self) -> Predictor:
+        install_datarobot_drum_alias()
+        code_dir = self.config.code_dir
+        if self.target_type.needs_target_name():
+            self.target_name = os.environ.get("TARGET_NAME")
+            if not self.target_name:
+                raise ValueError(
+                    "Unexpected empty target name for text generation, vector database, or agentic "
+                    "workflow target."
+                )
+        self.hooks = load_hooks(code_dir, self.target_type)
+        if code_dir not in os.sys.path:
+            os.sys.path.append(code_dir)
+        try:
+            self.model = self._load_model()
+        except DrumException as exc:
+            raise DrumSerializationError(f"An error occurred when loading your artifact: {exc}") from exc
+        return self
+
+    def _load_model(self) -> Any:
+        load_model = self.hooks.get("load_model")
+        if load_model is not None:
+            model = call("'load_model' hook failed to load the model.", load_model, self.config.code_dir)
+            if model is None:
+                raise DrumCommonException("'load_model' hook failed to load model, None is returned.")
+        else:
+            model = self._load_artifact()
+        needs_predictor = self.target_type not in (TargetType.UNSTRUCTURED, TargetType.TRANSFORM)
+        if needs_predictor and not self.hooks.has("score") and not self.hooks.has("chat"):
+            self.artifact_predictor = next((p for p in artifact_predictors() if p.can_use(model)), None)
+            if self.artifact_predictor is None:
+                raise DrumCommonException(
+                    f"\n\n{RUNNING_LANG_MSG}\nCould not find any framework to handle loaded model and a "
+                    "score hook is not provided"
+                )
+        if (
+            self.target_type == TargetType.TRANSFORM
+            and not self.hooks.has("transform")
+            and "sklearn" not in str(type(model))
+        ):
+            raise DrumCommonException(
+                "A transform task requires a user-defined transform hook for non-sklearn transformers"
+            )
+        return model
+
+    def _load_artifact(self) -> Any:
+        predictors = artifact_predictors()
+        extensions = tuple(sorted({p.extension for p in predictors} | {".h5", ".onnx", ".pth", ".pkl"}))
+        path = find_model_artifact(self.config.code_dir, extensions)
+        supporting = [p for p in predictors if p.supports_file(path)]
+        for predictor in supporting:
+            if predictor.can_load(path):
+                return call("Could not load model from the artifact file.", predictor.load, path)
+        if supporting:
+            frameworks = ", ".join(f"{p.name} (pip install 'drum[{p.extra}]')" for p in supporting)
+            raise DrumCommonException(
+                f"The following frameworks support this model artifact but could not load the model. "
+                f"Check if requirements are missing: {frameworks}"
+            )
+        raise DrumCommonException(
+            f"\n\n{RUNNING_LANG_MSG}\nCould not load model from artifact file {path}. "
+            "No builtin support for this model was detected"
+        )
+
+    # --- structured ---------------------------------------------------------------------------
+
+    @property
+    def class_ordering(self) -> list[str] | None:
+        c = self.config
+        return request_labels(self.target_type, c.positive_class_label, c.negative_class_label, c.class_labels)
+
+    def has_read_input_data_hook(self) -> bool:
+        return self.hooks.has("read_input_data")
+
+    def load_data(
+        self, binary_data: bytes, mimetype: str | None, sparse_colnames: list[str] | None = None, try_hook=True
+    ) -> Any:
+        read_input_data = self.hooks.get("read_input_data")
+        if read_input_data is not None and try_hook:
+            return call("Model 'read_input_data' hook failed to read input data.", read_input_data, binary_data)
+        return codecs.read_structured_input(binary_data, mimetype, sparse_colnames)
+
+    def predict(self, **kwargs: Any) -> PredictResponse:
+        """Structured prediction. kwargs: binary_data, mimetype, [charset], [sparse_colnames]."""
+        data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
+        transform = self.hooks.get("transform")
+        if transform is not None:
+            data = call("Model 'transform hook' failed to transform dataset.", transform, data, self.model)
+            _require_frame(data, "transform")
+        c = self.config
+        kwargs["target_type"] = self.target_type
+        if c.positive_class_label is not None and c.negative_class_label is not None:
+            kwargs["positive_class_label"] = c.positive_class_label
+            kwargs["negative_class_label"] = c.negative_class_label
+        if c.class_labels:
+            kwargs["class_labels"] = c.class_labels
+        # The score hook and post_process see labels as [negative, positive] (DRUM's get_request_labels).
+        hook_labels = None
+        if self.target_type.is_classification():
+            hook_labels = c.class_labels or [c.negative_class_label, c.positive_class_label]
+        extra = None
+        score = self.hooks.get("score")
+        if score is not None:
+            result = call("Model 'score' hook failed to make predictions.", score, data, self.model, **kwargs)
+            _require_frame(result, "score")
+            result, extra = split_extra_output(result, hook_labels, self.target_name)
+            predictions, model_labels = result.values, result.columns
+        else:
+            assert self.artifact_predictor is not None
+            self.artifact_predictor.check_labels(
+                self.target_type, c.class_labels, [c.negative_class_label, c.positive_class_label]
+            )
+            predictions, model_labels = call(
+                "Failure when making predictions.",
+                self.artifact_predictor.predict,
+                data,
+                self.model,
+                self.target_type,
+                hook_labels,
+            )
+        post_process = self.hooks.get("post_process")
+        if post_process is not None:
+            marshalled = marshal_predictions(hook_labels, predictions, self.target_type, model_labels)
+            processed = call(
+                "Model 'post_process' hook failed to post-process predictions.",
+                post_process,
+                marshalled,
+                self.model,
+            )
+            if not isinstance(processed, pd.DataFrame):
+                raise ValueError(f"Output of post_process hook must be a dataframe, not a {type(processed)}")
+            predictions, model_labels = processed.values, processed.columns
+        frame = marshal_predictions(self.class_ordering, predictions, self.target_type, model_labels)
+        return PredictResponse(frame, extra)
+
+    def transform(
+        self,
+        binary_data: bytes,
+        mimetype: str | None,
+        sparse_colnames: list[str] | None = None,
+        target_binary_data: bytes | None = None,
+        target_mimetype: str | None = None,
+    ) -> tuple[pd.DataFrame, Any]:
+        """Transform target type: returns (transformed X, target echoed unchanged)."""
+        data = self.load_data(binary_data, mimetype, sparse_colnames)
+        target = None
+        if target_binary_data:
+            target = self.load_data(target_binary_data, target_mimetype, try_hook=False)
+        hook = self.hooks.get("transform")
+        if hook is not None:
+            try:
+                n_params = len(inspect.signature(hook).parameters)
+                if n_params == 3:
+                    out = hook(data, self.model, target)
+                elif n_params == 2:
+                    out = hook(data, self.model)
+                else:
+                    raise ValueError(f"Transform hook must take 2 or 3 arguments; hook provided takes {n_params}")
+                if type(out) is tuple:
+                    raise DrumTransformException("Transformation of the target variable is not supported by DRUM.")
+            except Exception as exc:  # noqa: BLE001
+                fail(exc, "Model 'transform hook' failed to transform dataset.")
+            _require_frame(out, "transform")
+            _same_rows(out, data)
+            return out, target
+        if "sklearn" in str(type(self.model)):
+            try:
+                transformed = self.model.transform(data)
+                if issparse(transformed):
+                    return pd.DataFrame.sparse.from_spmatrix(transformed), target
+                return pd.DataFrame(transformed), target
+            except Exception as exc:
+                raise type(exc)(f"Couldn't naively apply transformer: {exc}") from None
+        raise ValueError("Transform hook must be implemented for custom transforms, for non-sklearn transformer.")
+
+    # --- unstructured, chat, models ----------------------------------------------------------------
+
+    def predict_unstructured(self, data: str | bytes, **kwargs: Any) -> tuple[Any, dict | None]:
+        hook = self.hooks.get("score_unstructured")
+        if hook is None:
+            raise TypeError("'NoneType' object is not callable")
+        result = hook(self.model, data, **kwargs)
+        single = not isinstance(result, tuple)
+        pair = (result, None) if single else result
+        if len(pair) != 2:
+            raise ValueError(
+                "In unstructured mode predictions of type tuple must have length = 2, but received "
+                f"length = {len(pair)}"
+            )
+        value, extra = pair
+        if not isinstance(value, (bytes, str, type(None))) or not isinstance(extra, (dict, type(None))):
+            if single:
+                raise ValueError(
+                    f"In unstructured mode single return value can be of type str/bytes, but received {type(value)}"
+                )
+            raise ValueError(
+                "In unstructured mode tuple return value must be of type (str/bytes, dict) but received "
+                f"({type(value)}, {type(extra)})"
+            )
+        return value, extra
+
+    def supports_chat(self) -> bool:
+        return self.hooks.has("chat")
+
+    def chat(self, params: dict, headers: dict | None = None) -> Any:
+        """Call the chat hook; returns a completion object or an iterator of chunks."""
+        association_id = params.get("datarobot_association_id") or str(uuid.uuid4())
+        hook = self.hooks.get("chat")
+        assert hook is not None
+        if len(inspect.signature(hook).parameters) > 2:
+            response = hook(params, self.model, headers=headers)
+        else:
+            response = hook(params, self.model)
+        if getattr(response, "object", None) == "chat.completion":
+            response.datarobot_association_id = association_id
+            return response
+        return self._tag_chunks(self._check_stream(response), association_id)
+
+    @staticmethod
+    def _check_stream(response: Any) -> Iterator[Any]:
+        try:
+            it = iter(response)
+            first = next(it)
+            if type(first).__name__ == "ChatCompletionChunk" or getattr(first, "object", None) == (
+                "chat.completion.chunk"
+            ):
+                return itertools.chain([first], it)
+            raise Exception(f"First chunk does not look like chat completion chunk. str(chunk): '{first}'")
+        except StopIteration:
+            return iter(())
+        except Exception as exc:
+            raise Exception(
+                f"Expected response to be ChatCompletion or Iterable[ChatCompletionChunk]. response type: "
+                f"{type(response)}.response(str): {response}"
+            ) from exc
+
+    @staticmethod
+    def _tag_chunks(chunks: Iterator[Any], association_id: str) -> Iterator[Any]:
+        for chunk in chunks:
+            chunk.datarobot_association_id = association_id
+            yield chunk
+
+    def models(self) -> dict:
+        result: dict = {"object": "list", "data": []}
+        hook = self.hooks.get("get_supported_llm_models")
+        if hook is not None:
+            for item in hook(self.model):
+                if getattr(item, "object", None) == "model":
+                    result["data"].append(item.to_dict())
+        elif RuntimeParameters.has("LLM_ID"):
+            result["data"].append(
+                {"id": RuntimeParameters.get("LLM_ID"), "object": "model", "created": LLM_ID_CREATED,
+                 "owned_by": "DataRobot"}
+            )
+        return result
+
+    # --- description -------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        c = self.config
+        info: dict = {"targetType": self.target_type.value, "codeDir": c.code_dir}
+        if self.target_type == TargetType.BINARY:
+            info["positiveClassLabel"] = c.positive_class_label
+            info["negativeClassLabel"] = c.negative_class_label
+        elif self.target_type == TargetType.MULTICLASS:
+            info["classLabels"] = c.class_labels
+        info["predictor"] = self.artifact_predictor.name if self.artifact_predictor else None
+        return info
+
+    def capabilities(self) -> dict:
+        return {
+            "supported_payload_formats": dict(codecs.SUPPORTED_PAYLOAD_FORMATS),
+            "supported_methods": {"chat": self.supports_chat()},
+        }
+
+
+def code_dir_path(path: str | Path) -> str:
+    return os.path.realpath(path)

@@ -1,0 +1,173 @@
+"""The FastAPI app factory: DRUM's routes from the route table, DRUM middleware, error handlers.
+
+The whole app is built before it serves; the lifespan only loads the model and starts the
+executor that runs model code (the event loop never does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
+from drum.serving.handlers import ServingContext, load_failed
+from drum.serving.request import QueryParams, RequestData
+from drum.serving.response import ResponseData, error_response
+from drum.serving.routes import ROUTES, Route, full_paths
+from drum.servers.fastapi.middleware import RequestIdMiddleware
+
+logger = logging.getLogger("drum.server")
+
+
+@dataclass
+class AppConfig:
+    """How to build the app; `load` makes the serving context (loads the model) in the lifespan."""
+
+    load: Callable[[], ServingContext]
+    url_prefix: str = ""
+    executor_workers: int = 4
+    with_error_server: bool = False
+    enable_docs: bool = False
+    #: Called with the load exception when the model fails and there is no error server.
+    on_load_error: Callable[[BaseException], None] | None = None
+    #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
+    extend: Callable[[FastAPI], None] | None = None
+
+
+class DrumState:
+    """Per-app runtime state, filled by the lifespan."""
+
+    def __init__(self) -> None:
+        self.ctx: ServingContext | None = None
+        self.executor: ThreadPoolExecutor | None = None
+
+
+def to_response(data: ResponseData) -> Response:
+    headers = dict(data.headers)
+    if data.stream is not None:
+        return StreamingResponse(data.stream, status_code=data.status, headers=headers, media_type=data.content_type)
+    response = Response(data.body, status_code=data.status, headers=headers)
+    if data.content_type is not None:
+        response.headers["content-type"] = data.content_type
+    return response
+
+
+def _request_data(request: Request, body: bytes) -> RequestData:
+    return RequestData(
+        method=request.method,
+        path=request.url.path,
+        body=body,
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+        query=QueryParams(request.query_params.multi_items()),
+        path_params=dict(request.path_params),
+    )
+
+
+def _run_handler(state: DrumState, route: Route, req: RequestData) -> ResponseData:
+    ctx = state.ctx
+    assert ctx is not None
+    started = time.perf_counter()
+    try:
+        return route.handler(ctx, req)
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes DRUM's error response
+        return response_for_exception(exc)
+    finally:
+        if route.timed:
+            ctx.times.add(time.perf_counter() - started)
+
+
+def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response:
+        ctx = state.ctx
+        if ctx is None:
+            return to_response(error_response("model is not loaded yet", 503))
+        if ctx.load_error is not None:
+            if route.error_server:
+                return to_response(load_failed(ctx, _request_data(request, b"")))
+            return to_response(error_response(NOT_FOUND_TEXT, 404))
+        body = await request.body()
+        request.state.body = body
+        req = _request_data(request, body)
+        if route.health:
+            return to_response(_run_handler(state, route, req))
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        result = await loop.run_in_executor(state.executor, context.run, _run_handler, state, route, req)
+        return to_response(result)
+
+    endpoint.__name__ = route.name
+    return endpoint
+
+
+def create_app(config: AppConfig) -> FastAPI:
+    state = DrumState()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.executor = ThreadPoolExecutor(config.executor_workers, thread_name_prefix="drum-predict")
+        try:
+            state.ctx = await asyncio.get_running_loop().run_in_executor(state.executor, config.load)
+        except BaseException as exc:  # noqa: BLE001
+            if not config.with_error_server:
+                if config.on_load_error is not None:
+                    config.on_load_error(exc)
+                state.executor.shutdown(wait=False)
+                raise
+            logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
+            state.ctx = error_context(exc)
+        try:
+            yield
+        finally:
+            state.executor.shutdown(wait=True, cancel_futures=True)
+
+    docs = config.enable_docs
+    app = FastAPI(
+        title="drum",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.drum = state
+    for route in ROUTES:
+        for path in full_paths(route, config.url_prefix):
+            app.add_api_route(
+                path,
+                _endpoint(state, route),
+                methods=list(route.methods),
+                name=route.name,
+                include_in_schema=path.endswith("/") or route.path == path or "{" in path,
+            )
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_middleware(RequestIdMiddleware)
+    if config.extend is not None:
+        config.extend(app)
+    return app
+
+
+def error_context(exc: BaseException) -> ServingContext:
+    from drum.model.target import TargetType
+
+    return ServingContext(predictor=None, target_type=TargetType.REGRESSION, code_dir="", load_error=str(exc))
+
+
+async def _http_exception(request: Request, exc: StarletteHTTPException) -> Response:
+    """Unknown routes and wrong methods answer JSON in DRUM's error format (Flask sent HTML)."""
+    if exc.status_code == 404:
+        data = error_response(NOT_FOUND_TEXT, 404)
+    elif exc.status_code == 405:
+        data = error_response(METHOD_NOT_ALLOWED_TEXT, 405, list((exc.headers or {}).items()))
+    else:
+        data = error_response(f"{exc.status_code}: {exc.detail}", exc.status_code, list((exc.headers or {}).items()))
+    return to_response(data)

@@ -1,0 +1,236 @@
+"""One function per route: `(ServingContext, RequestData) -> ResponseData`, shared by every server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from drum import DRUM_COMPAT_VERSION
+from drum.errors import DrumSchemaValidationException
+from drum.model import codecs
+from drum.model.predictor import Predictor
+from drum.model.target import TargetType
+from drum.observability.resources import ResourceMonitor
+from drum.observability.stats import RequestTimes
+from drum.serving.errors import UNSUPPORTED_JSON_TEXT, BadRequest, HTTPError
+from drum.serving.request import RequestData
+from drum.serving.response import ResponseData, error_response, json_response
+
+SAMPLES_MISSING = (
+    "Samples should be provided as:   - a csv or mtx under `{}` form-data param key.  - binary data"
+)
+
+
+@dataclass
+class ServingContext:
+    """What handlers need: the loaded predictor (None in error-server mode) and server facts."""
+
+    predictor: Predictor | None
+    target_type: TargetType
+    code_dir: str
+    server_name: str = "fastapi"
+    language: str = "python"
+    model_metadata: dict | None = None
+    deployment_config: dict | None = None
+    #: Set when the model failed to load and `--with-error-server` keeps serving 513s.
+    load_error: str | None = None
+    times: RequestTimes = field(default_factory=lambda: RequestTimes(False))
+    resources: ResourceMonitor = field(default_factory=ResourceMonitor)
+
+    @property
+    def model(self) -> Predictor:
+        assert self.predictor is not None
+        return self.predictor
+
+
+def _fail(message: str, status: int = 422) -> HTTPError:
+    return HTTPError(error_response(message, status))
+
+
+# --- health and metadata ------------------------------------------------------------------------
+
+
+def ping(ctx: ServingContext, req: RequestData) -> ResponseData:
+    return json_response({"message": "OK"})
+
+
+def health(ctx: ServingContext, req: RequestData) -> ResponseData:
+    return json_response({"message": "OK"})
+
+
+def info(ctx: ServingContext, req: RequestData) -> ResponseData:
+    body = ctx.model.info()
+    body.update(
+        language=ctx.language,
+        drumVersion=DRUM_COMPAT_VERSION,
+        drumServer=ctx.server_name,
+        modelMetadata=ctx.model_metadata,
+    )
+    return json_response(body)
+
+
+def capabilities(ctx: ServingContext, req: RequestData) -> ResponseData:
+    return json_response(ctx.model.capabilities())
+
+
+def stats(ctx: ServingContext, req: RequestData) -> ResponseData:
+    body = ctx.resources.collect()
+    body["time_info"] = ctx.times.report()
+    return json_response(body)
+
+
+# --- structured predictions and transforms -------------------------------------------------------
+
+
+def _input(ctx: ServingContext, req: RequestData, key: str) -> tuple[bytes, str | None, str | None]:
+    """DRUM's data selection: a multipart file under `key`, else the raw body, else 422."""
+    upload = req.files.get(key)
+    if upload is not None:
+        return upload.data, codecs.mimetype_from_filename(upload.filename), None
+    if key == "X" and req.data:
+        return req.data, req.mimetype, req.charset
+    raise _fail(SAMPLES_MISSING.format(key))
+
+
+def _check_mimetype(ctx: ServingContext, mimetype: str | None) -> None:
+    if not codecs.is_mimetype_supported(mimetype) and not ctx.model.has_read_input_data_hook():
+        raise _fail(
+            f"payload format `{mimetype}` is not supported by predictor/transformer. Make DRUM support the "
+            "format or implement `read_input_data` hook to read the data. "
+        )
+
+
+def _sparse_colnames(req: RequestData) -> list[str] | None:
+    upload = req.files.get("X.colnames")
+    return codecs.read_column_names(upload.data) if upload is not None and upload.data else None
+
+
+def predict(ctx: ServingContext, req: RequestData) -> ResponseData:
+    target = ctx.target_type
+    if target == TargetType.TRANSFORM:
+        raise _fail("This model has target type 'transform', use the /transform/ endpoint.")
+    if target == TargetType.UNSTRUCTURED:
+        raise _fail(
+            "This model has target type 'unstructured', use the /predictUnstructured/ or "
+            "/predictionsUnstructured/ endpoint."
+        )
+    data, mimetype, charset = _input(ctx, req, "X")
+    colnames = _sparse_colnames(req)
+    _check_mimetype(ctx, mimetype)
+    result = ctx.model.predict(binary_data=data, mimetype=mimetype, charset=charset, sparse_colnames=colnames)
+    predictions = result.predictions
+    if not target.keeps_strings():
+        predictions = codecs.float_predictions(predictions)
+    if ctx.deployment_config is not None:
+        from drum.model.deployment_config import pps_response
+
+        body = pps_response(predictions, result.extra_model_output, ctx.deployment_config, target)
+    else:
+        body = codecs.predictions_json(predictions, result.extra_model_output)
+    return ResponseData(200, body, "application/json")
+
+
+def transform(ctx: ServingContext, req: RequestData) -> ResponseData:
+    if ctx.target_type != TargetType.TRANSFORM:
+        endpoint = "predictUnstructured" if ctx.target_type == TargetType.UNSTRUCTURED else "predict"
+        raise _fail(f"This model has target type {ctx.target_type}, use the /{endpoint}/ endpoint.")
+    data, mimetype, _charset = _input(ctx, req, "X")
+    colnames = _sparse_colnames(req)
+    _check_mimetype(ctx, mimetype)
+    y_data = y_mimetype = None
+    if "y" in req.files:
+        y_data, y_mimetype, _ = _input(ctx, req, "y")
+        _check_mimetype(ctx, y_mimetype)
+    try:
+        out_x, out_y = ctx.model.transform(data, mimetype, colnames, y_data, y_mimetype)
+    except DrumSchemaValidationException as exc:
+        body = {"message": f"ERROR: {exc}", "is_schema_validation_error": True}
+        return json_response(body, 422)
+    multipart = codecs.transform_multipart(out_x, out_y if y_data else None)
+    return ResponseData(200, multipart.body, multipart.content_type)
+
+
+# --- unstructured --------------------------------------------------------------------------------
+
+
+def predict_unstructured(ctx: ServingContext, req: RequestData) -> ResponseData:
+    if ctx.target_type not in (TargetType.UNSTRUCTURED, TargetType.TEXT_GENERATION):
+        raise _fail(
+            f"This model has target type {ctx.target_type}, use either /predict/ or /predictions/ endpoint."
+        )
+    data, mimetype, charset = codecs.decode_unstructured(req.body, req.mimetype, req.charset)
+    kwargs: dict[str, Any] = {"mimetype": mimetype}
+    if charset is not None:
+        kwargs["charset"] = charset
+    kwargs["query"] = req.query
+    kwargs["headers"] = req.headers_dict()
+    value, extra = ctx.model.predict_unstructured(data, **kwargs)
+    body, out_mimetype, out_charset = codecs.encode_unstructured(value, extra)
+    content_type = out_mimetype if out_charset is None else f"{out_mimetype}; charset={out_charset}"
+    return ResponseData(200, body or b"", content_type)
+
+
+# --- chat and models -----------------------------------------------------------------------------
+
+
+def request_json(req: RequestData) -> Any:
+    """Flask's `request.json`: JSON content type required (else a 415 that DRUM answers as 500)."""
+    mimetype = req.mimetype.lower()
+    if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
+        raise HTTPError(error_response(UNSUPPORTED_JSON_TEXT, 500))
+    try:
+        return json.loads(req.body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest() from None
+
+
+def chat(ctx: ServingContext, req: RequestData) -> ResponseData:
+    params = request_json(req)
+    if not ctx.model.supports_chat():
+        if ctx.target_type in (TargetType.TEXT_GENERATION, TargetType.AGENTIC_WORKFLOW):
+            message = "This model's chat interface was called, but chat() is not implemented."
+        else:
+            message = "This model's chat interface was called, but chat is not supported."
+        raise _fail(message, 404)
+    result = ctx.model.chat(params, headers=req.headers_dict())
+    if getattr(result, "object", None) == "chat.completion":
+        body = result.to_dict()
+        body.setdefault("datarobot_association_id", getattr(result, "datarobot_association_id", None))
+        return json_response(body)
+    return ResponseData(200, b"", "text/event-stream; charset=utf-8", stream=_sse(result))
+
+
+def _sse(chunks: Iterator[Any]) -> Iterator[bytes]:
+    for chunk in chunks:
+        text = chunk.to_json(indent=None)
+        if "datarobot_association_id" not in text and hasattr(chunk, "datarobot_association_id"):
+            data = json.loads(text)
+            data["datarobot_association_id"] = chunk.datarobot_association_id
+            text = json.dumps(data, separators=(",", ":"))
+        yield "".join(f"data: {line}\n" for line in text.splitlines()).encode() + b"\n"
+    yield b"data: [DONE]\n\n"
+
+
+def models(ctx: ServingContext, req: RequestData) -> ResponseData:
+    if ctx.target_type != TargetType.TEXT_GENERATION:
+        raise _fail("get_supported_llm_models is supported only for TextGen models", 404)
+    return json_response(ctx.model.models())
+
+
+def direct_access(ctx: ServingContext, req: RequestData) -> ResponseData:
+    return json_response({"message": "This endpoint is only supported by OpenAI based predictors"}, 400)
+
+
+# --- error server --------------------------------------------------------------------------------
+
+
+def load_failed(ctx: ServingContext, req: RequestData) -> ResponseData:
+    """`--with-error-server`: the routes DRUM keeps answer 513 with the load error."""
+    return error_response(ctx.load_error or "model failed to load", 513)
+
+
+def timed(ctx: ServingContext, started: float) -> None:
+    ctx.times.add(time.perf_counter() - started)

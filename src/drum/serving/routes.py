@@ -1,0 +1,100 @@
+"""THE route table: every DRUM route, its methods, handler, span name and how it is served.
+
+Servers generate their routes from `ROUTES`; no route logic lives in `servers/`.
+Both the slashed and slash-less spelling of each path are served directly (a decided deviation
+from Flask's 308 redirects and 404s; see README).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drum.serving import handlers
+from drum.serving.handlers import ServingContext
+from drum.serving.request import RequestData
+from drum.serving.response import ResponseData
+
+Handler = Callable[[ServingContext, RequestData], ResponseData]
+
+
+@dataclass(frozen=True)
+class Route:
+    #: Path as DRUM declares it (relative to URL_PREFIX); `{path}` captures the rest of the URL.
+    path: str
+    methods: tuple[str, ...]
+    handler: Handler
+    #: Flask endpoint name in DRUM's `model_api` blueprint.
+    name: str
+    #: OpenTelemetry span name, if DRUM traces this route.
+    span: str | None = None
+    #: Health routes answer from the event loop, never queued behind predictions.
+    health: bool = False
+    #: Still answered (with 513) when the model failed to load and `--with-error-server` is on.
+    error_server: bool = False
+    #: Prediction routes whose wall time goes to `/stats/` time_info.
+    timed: bool = False
+
+    def variants(self) -> list[str]:
+        """The spellings served: with and without the trailing slash."""
+        if self.path == "/":
+            return ["/"]
+        if "{path" in self.path:
+            return [self.path]
+        bare = self.path.rstrip("/")
+        return [bare, bare + "/"]
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("/", ("GET",), handlers.ping, "ping", health=True, error_server=True),
+    Route("/ping/", ("GET",), handlers.ping, "ping", health=True, error_server=True),
+    Route("/health/", ("GET",), handlers.health, "health", health=True, error_server=True),
+    Route("/info/", ("GET",), handlers.info, "info"),
+    Route("/capabilities/", ("GET",), handlers.capabilities, "capabilities"),
+    Route("/stats/", ("GET",), handlers.stats, "stats"),
+    Route("/predictions/", ("POST",), handlers.predict, "predict", "drum.invocations", error_server=True, timed=True),
+    Route("/predict/", ("POST",), handlers.predict, "predict", "drum.invocations", error_server=True, timed=True),
+    Route("/invocations", ("POST",), handlers.predict, "predict", "drum.invocations", error_server=True, timed=True),
+    Route("/transform/", ("POST",), handlers.transform, "transform", "drum.transform", error_server=True, timed=True),
+    Route(
+        "/predictionsUnstructured/",
+        ("POST",),
+        handlers.predict_unstructured,
+        "predict_unstructured",
+        "drum.predictUnstructured",
+        error_server=True,
+        timed=True,
+    ),
+    Route(
+        "/predictUnstructured/",
+        ("POST",),
+        handlers.predict_unstructured,
+        "predict_unstructured",
+        "drum.predictUnstructured",
+        error_server=True,
+        timed=True,
+    ),
+    Route("/chat/completions", ("POST",), handlers.chat, "chat", "drum.chat.completions", timed=True),
+    Route("/v1/chat/completions", ("POST",), handlers.chat, "chat", "drum.chat.completions", timed=True),
+    Route("/models", ("GET",), handlers.models, "get_supported_llm_models", timed=True),
+    Route("/v1/models", ("GET",), handlers.models, "get_supported_llm_models", timed=True),
+    Route("/directAccess/{path:path}", ("GET", "POST", "PUT"), handlers.direct_access, "forward_request",
+          "drum.directAccess"),
+    Route("/nim/{path:path}", ("GET", "POST", "PUT"), handlers.direct_access, "forward_request", "drum.directAccess"),
+)
+
+
+def url_prefix(environ: dict[str, str] | None = None) -> str:
+    """`URL_PREFIX` normalised to `/a/b` (or "" when unset); `test`, `/test/` and `/test` are the same."""
+    raw = (environ if environ is not None else os.environ).get("URL_PREFIX", "")
+    stripped = raw.strip().strip("/")
+    return f"/{stripped}" if stripped else ""
+
+
+def full_paths(route: Route, prefix: str) -> list[str]:
+    """Absolute paths for a route under the prefix; the root route also answers at the bare prefix."""
+    paths = [prefix + v for v in route.variants()]
+    if route.path == "/" and prefix:
+        paths = [prefix, prefix + "/"]
+    return paths
