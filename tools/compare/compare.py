@@ -371,6 +371,7 @@ def probe_group(group: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     if group == "prefix":
         return [
+            {"path": "", "name": "prefix root without slash"},
             {"path": "/ping/", "name": "no prefix /ping/", "raw_path": True},
             {"path": "/info/", "name": "no prefix /info/", "raw_path": True},
             {"path": "/", "name": "no prefix /", "raw_path": True},
@@ -576,6 +577,8 @@ def normalise(reply: Reply, server: Server, req: Req) -> Reply:
         body = STATS_CMDLINE_RE.sub(rb"\1[]", body)
         body = STATS_NUMBER_RE.sub(rb"\g<1>0", body)
     headers = {k: apply(v.encode("latin-1", "replace")).decode("latin-1") for k, v in reply.headers.items()}
+    if "Allow" in headers:  # werkzeug builds it from a set: the order is random
+        headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
     ctype_n = apply(ctype.encode("latin-1", "replace")).decode("latin-1") if ctype is not None else None
     return Reply(status=reply.status, ctype=ctype_n, body=body, headers=headers,
                  error=reply.error, elapsed_ms=reply.elapsed_ms)

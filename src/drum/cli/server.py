@@ -12,11 +12,11 @@ from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
 from drum.model.predictor import Predictor
 from drum.observability.stats import RequestTimes
-from drum.serving.handlers import ServingContext
-from drum.serving.routes import url_prefix
 from drum.servers.fastapi.app import AppConfig, create_app, error_context
 from drum.servers.fastapi.run import serve
 from drum.servers.select import select_server
+from drum.serving.handlers import ServingContext
+from drum.serving.routes import url_prefix
 
 logger = logging.getLogger("drum.cli.server")
 DEFAULT_PORT = 5000  # Flask's default, which DRUM uses when --address has no port

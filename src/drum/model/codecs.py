@@ -104,10 +104,8 @@ def _serialisable_columns(df: pd.DataFrame) -> pd.DataFrame:
     columns = [name for name in columns if name]
     if len(columns) != df.shape[1]:
         raise ValueError(
-            "Column name serialization check failed, deserializing column names resulted in {}, "
-            "expected {}\nEnsure there are no column names made up entirely of whitespace".format(
-                len(columns), df.shape[1]
-            )
+            f"Column name serialization check failed, deserializing column names resulted in {len(columns)}, "
+            f"expected {df.shape[1]}\nEnsure there are no column names made up entirely of whitespace"
         )
     df = df.copy(deep=False)
     df.columns = columns

@@ -46,42 +46,37 @@ class Route:
         return [bare, bare + "/"]
 
 
+def _health(path: str, handler: Handler, name: str) -> Route:
+    return Route(path, ("GET",), handler, name, health=True, error_server=True)
+
+
+def _scoring(path: str, handler: Handler, name: str, span: str) -> Route:
+    """Prediction-like routes: timed for /stats/ and answered with 513 by the error server."""
+    return Route(path, ("POST",), handler, name, span, error_server=True, timed=True)
+
+
+UNSTRUCTURED = "predict_unstructured"
+PROXY_METHODS = ("GET", "POST", "PUT")
+
 ROUTES: tuple[Route, ...] = (
-    Route("/", ("GET",), handlers.ping, "ping", health=True, error_server=True),
-    Route("/ping/", ("GET",), handlers.ping, "ping", health=True, error_server=True),
-    Route("/health/", ("GET",), handlers.health, "health", health=True, error_server=True),
+    _health("/", handlers.ping, "ping"),
+    _health("/ping/", handlers.ping, "ping"),
+    _health("/health/", handlers.health, "health"),
     Route("/info/", ("GET",), handlers.info, "info"),
     Route("/capabilities/", ("GET",), handlers.capabilities, "capabilities"),
     Route("/stats/", ("GET",), handlers.stats, "stats"),
-    Route("/predictions/", ("POST",), handlers.predict, "predict", "drum.invocations", error_server=True, timed=True),
-    Route("/predict/", ("POST",), handlers.predict, "predict", "drum.invocations", error_server=True, timed=True),
-    Route("/invocations", ("POST",), handlers.predict, "predict", "drum.invocations", error_server=True, timed=True),
-    Route("/transform/", ("POST",), handlers.transform, "transform", "drum.transform", error_server=True, timed=True),
-    Route(
-        "/predictionsUnstructured/",
-        ("POST",),
-        handlers.predict_unstructured,
-        "predict_unstructured",
-        "drum.predictUnstructured",
-        error_server=True,
-        timed=True,
-    ),
-    Route(
-        "/predictUnstructured/",
-        ("POST",),
-        handlers.predict_unstructured,
-        "predict_unstructured",
-        "drum.predictUnstructured",
-        error_server=True,
-        timed=True,
-    ),
+    _scoring("/predictions/", handlers.predict, "predict", "drum.invocations"),
+    _scoring("/predict/", handlers.predict, "predict", "drum.invocations"),
+    _scoring("/invocations", handlers.predict, "predict", "drum.invocations"),
+    _scoring("/transform/", handlers.transform, "transform", "drum.transform"),
+    _scoring("/predictionsUnstructured/", handlers.predict_unstructured, UNSTRUCTURED, "drum.predictUnstructured"),
+    _scoring("/predictUnstructured/", handlers.predict_unstructured, UNSTRUCTURED, "drum.predictUnstructured"),
     Route("/chat/completions", ("POST",), handlers.chat, "chat", "drum.chat.completions", timed=True),
     Route("/v1/chat/completions", ("POST",), handlers.chat, "chat", "drum.chat.completions", timed=True),
     Route("/models", ("GET",), handlers.models, "get_supported_llm_models", timed=True),
     Route("/v1/models", ("GET",), handlers.models, "get_supported_llm_models", timed=True),
-    Route("/directAccess/{path:path}", ("GET", "POST", "PUT"), handlers.direct_access, "forward_request",
-          "drum.directAccess"),
-    Route("/nim/{path:path}", ("GET", "POST", "PUT"), handlers.direct_access, "forward_request", "drum.directAccess"),
+    Route("/directAccess/{path:path}", PROXY_METHODS, handlers.direct_access, "forward_request", "drum.directAccess"),
+    Route("/nim/{path:path}", PROXY_METHODS, handlers.direct_access, "forward_request", "drum.directAccess"),
 )
 
 

@@ -20,12 +20,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from drum.servers.fastapi.middleware import RequestIdMiddleware
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
 from drum.serving.handlers import ServingContext, load_failed
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import ROUTES, Route, full_paths
-from drum.servers.fastapi.middleware import RequestIdMiddleware
 
 logger = logging.getLogger("drum.server")
 
@@ -104,6 +104,7 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         result = await loop.run_in_executor(state.executor, context.run, _run_handler, state, route, req)
+        request.state.files = req.files
         return to_response(result)
 
     endpoint.__name__ = route.name

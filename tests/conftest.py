@@ -1,0 +1,143 @@
+"""Shared fixtures: model directories written from text, and real `drum server` processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+DRUM = [sys.executable, "-m", "drum"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_model(directory: Path, files: dict[str, str]) -> Path:
+    """Write `{relative path: text}` into `directory` (text is dedented)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return directory
+
+
+def runtime_param(value: object, type_: str = "string") -> str:
+    import json
+
+    return json.dumps({"type": type_, "payload": value})
+
+
+@dataclass
+class DrumServer:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    prefix: str = ""
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        return self.session.request(method, self.url + self.prefix + path, **kwargs)
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self.session.close()
+        return self.process.returncode
+
+
+def start_server(
+    code_dir: Path,
+    args: list[str],
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    prefix: str = "",
+    wait: bool = True,
+    timeout: float = 60,
+) -> DrumServer:
+    port = free_port()
+    full_env = {**os.environ, **(env or {})}
+    cmd = [*DRUM, "server", "--code-dir", str(code_dir), "--address", f"127.0.0.1:{port}", *args]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    server = DrumServer(f"http://127.0.0.1:{port}", process, log_path, prefix)
+    if not wait:
+        return server
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"drum server exited with {process.returncode}:\n{server.log()}")
+        try:
+            requests.get(server.url + prefix + "/ping/", timeout=1)
+            return server
+        except requests.RequestException:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"drum server did not start in {timeout}s:\n{server.log()}")
+
+
+@pytest.fixture
+def drum_server(tmp_path: Path) -> Iterator[Callable[..., DrumServer]]:
+    """`drum_server(code_dir, *args, env=..., prefix=...)` starts a server; all are stopped afterwards."""
+    servers: list[DrumServer] = []
+
+    def start(code_dir: Path, *args: str, **kwargs) -> DrumServer:
+        log_path = tmp_path / f"server-{len(servers)}.log"
+        server = start_server(code_dir, list(args), log_path, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Callable[..., Path]:
+    """`model_dir({"custom.py": "..."}, name="m")` writes a model directory and returns its path."""
+    counter = iter(range(1000))
+
+    def make(files: dict[str, str], name: str | None = None) -> Path:
+        return write_model(tmp_path / (name or f"model{next(counter)}"), files)
+
+    return make
+
+
+def run_drum(*args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: str | None = None):
+    """Run the `drum` command line to completion."""
+    return subprocess.run(
+        [*DRUM, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        cwd=cwd,
+    )
