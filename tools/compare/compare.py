@@ -49,14 +49,38 @@ BOUNDARY = "drumcompareboundary7MA4YWxkTrZu0gW"
 # Environment variables that DRUM turns into CLI flags or otherwise reads; removed from the
 # inherited environment so that every case is hermetic.
 SCRUBBED_ENV = {
-    "TARGET_TYPE", "CODE_DIR", "NEGATIVE_CLASS_LABEL", "POSITIVE_CLASS_LABEL", "CLASS_LABELS_FILE",
-    "CLASS_LABELS", "ADDRESS", "MAX_WORKERS", "DEPLOYMENT_CONFIG", "USER_SECRETS_PREFIX",
-    "USER_SECRETS_MOUNT_PATH", "WITH_ERROR_SERVER", "SHOW_STACKTRACE", "PRODUCTION", "MONITOR",
-    "MLOPS_REPORTING_FROM_UNSTRUCTURED_MODELS", "SKIP_PREDICT",
-    "ALLOW_DR_API_ACCESS_FOR_ALL_CUSTOM_MODELS", "URL_PREFIX", "TARGET_NAME", "RUNTIME_PARAMS_FILE",
-    "LAZY_LOADING_FILE", "DEPLOYMENT_ID", "MLOPS_DEPLOYMENT_ID", "MODEL_ID", "MLOPS_MODEL_ID",
-    "MONITOR_SETTINGS", "EXTERNAL_WEB_SERVER_URL", "API_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "MLOPS_LAZY_LOADING_DATA", "DRUM_GUNICORN_DRUM_ARGS",
+    "TARGET_TYPE",
+    "CODE_DIR",
+    "NEGATIVE_CLASS_LABEL",
+    "POSITIVE_CLASS_LABEL",
+    "CLASS_LABELS_FILE",
+    "CLASS_LABELS",
+    "ADDRESS",
+    "MAX_WORKERS",
+    "DEPLOYMENT_CONFIG",
+    "USER_SECRETS_PREFIX",
+    "USER_SECRETS_MOUNT_PATH",
+    "WITH_ERROR_SERVER",
+    "SHOW_STACKTRACE",
+    "PRODUCTION",
+    "MONITOR",
+    "MLOPS_REPORTING_FROM_UNSTRUCTURED_MODELS",
+    "SKIP_PREDICT",
+    "ALLOW_DR_API_ACCESS_FOR_ALL_CUSTOM_MODELS",
+    "URL_PREFIX",
+    "TARGET_NAME",
+    "RUNTIME_PARAMS_FILE",
+    "LAZY_LOADING_FILE",
+    "DEPLOYMENT_ID",
+    "MLOPS_DEPLOYMENT_ID",
+    "MODEL_ID",
+    "MLOPS_MODEL_ID",
+    "MONITOR_SETTINGS",
+    "EXTERNAL_WEB_SERVER_URL",
+    "API_TOKEN",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "MLOPS_LAZY_LOADING_DATA",
+    "DRUM_GUNICORN_DRUM_ARGS",
 }
 SCRUBBED_PREFIXES = ("MLOPS_RUNTIME_PARAM_", "MLOPS_REPOSITORY_SECRET_", "DRUM_FASTAPI_")
 
@@ -122,6 +146,8 @@ def _body_from(spec: dict[str, Any], case_dir: Path) -> bytes | None:
     if "body_file" in spec:
         return _data_file(case_dir, spec["body_file"]).read_bytes()
     if "body_hex" in spec:
+        if not isinstance(spec["body_hex"], str):
+            raise TypeError(f"body_hex must be a quoted string in YAML: {spec!r}")
         return bytes.fromhex(spec["body_hex"])
     if "body_b64" in spec:
         return base64.b64decode(spec["body_b64"])
@@ -155,10 +181,11 @@ def _multipart(parts: list[dict[str, Any]], case_dir: Path) -> bytes:
     return bytes(out)
 
 
-def toggle_slash(path: str) -> str:
+def toggle_slash(path: str, prefix: str = "") -> str:
     base, sep, query = path.partition("?")
     if base in ("", "/"):
-        return path
+        # Under a URL prefix the root route is "<prefix>/": its variant is "<prefix>".
+        return ("" if base == "/" else "/") + sep + query if prefix else path
     base = base[:-1] if base.endswith("/") else base + "/"
     return base + sep + query
 
@@ -180,18 +207,25 @@ def build_request(spec: dict[str, Any], case_dir: Path) -> Req:
         path += "?" + (query if isinstance(query, str) else urlencode(query, doseq=True))
     name = str(spec.get("name") or "")
     norm = [(p["pattern"].encode(), p.get("repl", "<X>").encode()) for p in spec.get("normalise", [])]
-    return Req(name=name, method=method, path=path, headers=headers, body=body,
-               raw_path=bool(spec.get("raw_path")), normalise=norm)
+    return Req(
+        name=name,
+        method=method,
+        path=path,
+        headers=headers,
+        body=body,
+        raw_path=bool(spec.get("raw_path")),
+        normalise=norm,
+    )
 
 
-def expand_requests(specs: list[dict[str, Any]], case_dir: Path) -> list[Req]:
+def expand_requests(specs: list[dict[str, Any]], case_dir: Path, prefix: str = "") -> list[Req]:
     out: list[Req] = []
     for spec in specs:
         req = build_request(spec, case_dir)
         out.append(req)
-        if spec.get("slash_variant"):
+        if spec.get("slash_variant") and toggle_slash(req.path, prefix) != req.path:
             alt = copy.deepcopy(req)
-            alt.path = toggle_slash(req.path)
+            alt.path = toggle_slash(req.path, prefix)
             alt.variant_of = len(out) - 1
             alt.name = (req.name + " " if req.name else "") + "[slash variant]"
             out.append(alt)
@@ -219,14 +253,13 @@ def probe_group(group: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     ct_csv = {"Content-Type": "text/csv"}
     if group == "meta":
         return [
-            {"path": "/", "name": "GET /"},
+            {"path": "/", "name": "GET /", "slash_variant": True},
             {"path": "/ping/", "name": "GET /ping/", "slash_variant": True},
             {"path": "/health/", "name": "GET /health/", "slash_variant": True},
             {"path": "/info/", "name": "GET /info/", "slash_variant": True},
             {"path": "/capabilities/", "name": "GET /capabilities/", "slash_variant": True},
             {"path": "/stats/", "name": "GET /stats/", "slash_variant": True},
-            {"path": "/ping/", "name": "GET /ping/ X-Request-ID echo",
-             "headers": {"X-Request-ID": "compare-req-0001"}},
+            {"path": "/ping/", "name": "GET /ping/ X-Request-ID echo", "headers": {"X-Request-ID": "compare-req-0001"}},
             {"path": "/info/", "name": "GET /info/ with query", "query": {"a": "1"}},
             {"path": "/nonexistent", "name": "unknown route"},
             {"path": "/nonexistent/", "name": "unknown route with slash"},
@@ -235,13 +268,18 @@ def probe_group(group: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
             {"path": "/predict/", "method": "GET", "name": "wrong method GET /predict/"},
             {"path": "/models", "name": "GET /models", "slash_variant": True},
             {"path": "/v1/models", "name": "GET /v1/models"},
-            _post("/chat/completions", "POST /chat/completions",
-                  json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
-            _post("/v1/chat/completions", "POST /v1/chat/completions",
-                  json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            _post(
+                "/chat/completions",
+                "POST /chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            ),
+            _post(
+                "/v1/chat/completions",
+                "POST /v1/chat/completions",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            ),
             {"path": "/directAccess/v1/models", "name": "GET /directAccess/..."},
-            _post("/nim/v1/chat", "POST /nim/...", body="{}",
-                  headers={"Content-Type": "application/json"}),
+            _post("/nim/v1/chat", "POST /nim/...", body="{}", headers={"Content-Type": "application/json"}),
         ]
     if group == "methods":
         return [
@@ -255,91 +293,153 @@ def probe_group(group: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
             _post("/predictions/", "predictions csv", True, body_file=csv, headers=ct_csv),
             _post("/invocations", "invocations csv", True, body_file=csv, headers=ct_csv),
             _post("/predict/", "predict csv no content-type", body_file=csv),
-            _post("/predict/", "predict csv text/plain", body_file=csv,
-                  headers={"Content-Type": "text/plain"}),
-            _post("/predict/", "predict csv charset", body_file=csv,
-                  headers={"Content-Type": "text/csv; charset=utf-8"}),
-            _post("/predict/", "predict csv X-Request-ID", body_file=csv,
-                  headers={"Content-Type": "text/csv", "X-Request-ID": "compare-req-0002"}),
-            _post("/predict/", "multipart X .csv",
-                  files=[{"name": "X", "filename": "X.csv", "file": csv, "content_type": "text/csv"}]),
-            _post("/predictions/", "multipart X no extension",
-                  files=[{"name": "X", "filename": "data", "file": csv}]),
-            _post("/predict/", "multipart wrong field X.csv",
-                  files=[{"name": "X.csv", "filename": "X.csv", "file": csv}]),
-            _post("/predict/", "multipart X as plain field",
-                  files=[{"name": "X", "file": csv, "field": True}]),
+            _post("/predict/", "predict csv text/plain", body_file=csv, headers={"Content-Type": "text/plain"}),
+            _post(
+                "/predict/", "predict csv charset", body_file=csv, headers={"Content-Type": "text/csv; charset=utf-8"}
+            ),
+            _post(
+                "/predict/",
+                "predict csv X-Request-ID",
+                body_file=csv,
+                headers={"Content-Type": "text/csv", "X-Request-ID": "compare-req-0002"},
+            ),
+            _post(
+                "/predict/",
+                "multipart X .csv",
+                files=[{"name": "X", "filename": "X.csv", "file": csv, "content_type": "text/csv"}],
+            ),
+            _post("/predictions/", "multipart X no extension", files=[{"name": "X", "filename": "data", "file": csv}]),
+            _post(
+                "/predict/", "multipart wrong field X.csv", files=[{"name": "X.csv", "filename": "X.csv", "file": csv}]
+            ),
+            _post("/predict/", "multipart X as plain field", files=[{"name": "X", "file": csv, "field": True}]),
             _post("/predict/", "empty body", body=""),
             _post("/predict/", "empty body text/csv", body="", headers=ct_csv),
-            _post("/predict/", "form-urlencoded", body="a=1&b=2",
-                  headers={"Content-Type": "application/x-www-form-urlencoded"}),
+            _post(
+                "/predict/",
+                "form-urlencoded",
+                body="a=1&b=2",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            ),
             _post("/predict/", "application/json body", json={"x1": [1, 2]}),
-            _post("/predict/", "arrow content-type", body_file=csv,
-                  headers={"Content-Type": "application/x-apache-arrow-stream"}),
-            _post("/predict/", "unknown content-type", body_file=csv,
-                  headers={"Content-Type": "application/foo"}),
+            _post(
+                "/predict/",
+                "arrow content-type",
+                body_file=csv,
+                headers={"Content-Type": "application/x-apache-arrow-stream"},
+            ),
+            _post("/predict/", "unknown content-type", body_file=csv, headers={"Content-Type": "application/foo"}),
             _post("/predict/", "non-utf8 csv", body_latin1="x1,x2\ncaf\u00e9,1\n", headers=ct_csv),
             _post("/predict/", "malformed csv", body_file="malformed.csv", headers=ct_csv),
             _post("/transform/", "wrong endpoint /transform/", body_file=csv, headers=ct_csv),
-            _post("/predictUnstructured/", "wrong endpoint /predictUnstructured/", True,
-                  body="hello", headers={"Content-Type": "text/plain"}),
-            _post("/predictionsUnstructured/", "wrong endpoint /predictionsUnstructured/",
-                  body="hello", headers={"Content-Type": "text/plain"}),
+            _post(
+                "/predictUnstructured/",
+                "wrong endpoint /predictUnstructured/",
+                True,
+                body="hello",
+                headers={"Content-Type": "text/plain"},
+            ),
+            _post(
+                "/predictionsUnstructured/",
+                "wrong endpoint /predictionsUnstructured/",
+                body="hello",
+                headers={"Content-Type": "text/plain"},
+            ),
         ]
         if sparse:
             reqs += [
-                _post("/predict/", "multipart X .mtx + X.colnames",
-                      files=[{"name": "X", "filename": "X.mtx", "file": mtx},
-                             {"name": "X.colnames", "filename": "X.colnames", "file": colnames}]),
-                _post("/predict/", "multipart X .mtx without colnames",
-                      files=[{"name": "X", "filename": "X.mtx", "file": mtx}]),
-                _post("/predict/", "raw body text/mtx", body_file=mtx,
-                      headers={"Content-Type": "text/mtx"}),
+                _post(
+                    "/predict/",
+                    "multipart X .mtx + X.colnames",
+                    files=[
+                        {"name": "X", "filename": "X.mtx", "file": mtx},
+                        {"name": "X.colnames", "filename": "X.colnames", "file": colnames},
+                    ],
+                ),
+                _post(
+                    "/predict/",
+                    "multipart X .mtx without colnames",
+                    files=[{"name": "X", "filename": "X.mtx", "file": mtx}],
+                ),
+                _post("/predict/", "raw body text/mtx", body_file=mtx, headers={"Content-Type": "text/mtx"}),
             ]
         return reqs
     if group == "transform":
         return [
             _post("/transform/", "transform csv", True, body_file=csv, headers=ct_csv),
             _post("/transform/", "transform csv no content-type", body_file=csv),
-            _post("/transform/", "transform multipart X",
-                  files=[{"name": "X", "filename": "X.csv", "file": csv}]),
-            _post("/transform/", "transform multipart X + y",
-                  files=[{"name": "X", "filename": "X.csv", "file": csv},
-                         {"name": "y", "filename": "y.csv", "file": cfg.get("data_y", "y.csv")}]),
-            _post("/transform/", "transform multipart X .mtx + X.colnames",
-                  files=[{"name": "X", "filename": "X.mtx", "file": mtx},
-                         {"name": "X.colnames", "filename": "X.colnames", "file": colnames}]),
-            _post("/transform/", "transform multipart y only",
-                  files=[{"name": "y", "filename": "y.csv", "file": "y.csv"}]),
+            _post("/transform/", "transform multipart X", files=[{"name": "X", "filename": "X.csv", "file": csv}]),
+            _post(
+                "/transform/",
+                "transform multipart X + y",
+                files=[
+                    {"name": "X", "filename": "X.csv", "file": csv},
+                    {"name": "y", "filename": "y.csv", "file": cfg.get("data_y", "y.csv")},
+                ],
+            ),
+            _post(
+                "/transform/",
+                "transform multipart X .mtx + X.colnames",
+                files=[
+                    {"name": "X", "filename": "X.mtx", "file": mtx},
+                    {"name": "X.colnames", "filename": "X.colnames", "file": colnames},
+                ],
+            ),
+            _post(
+                "/transform/", "transform multipart y only", files=[{"name": "y", "filename": "y.csv", "file": "y.csv"}]
+            ),
             _post("/transform/", "transform empty body", body=""),
             _post("/transform/", "transform json", json={"x1": [1]}),
             _post("/transform/", "transform malformed csv", body_file="malformed.csv", headers=ct_csv),
-            _post("/transform/", "transform X-Request-ID", body_file=csv,
-                  headers={"Content-Type": "text/csv", "X-Request-ID": "compare-req-0003"}),
+            _post(
+                "/transform/",
+                "transform X-Request-ID",
+                body_file=csv,
+                headers={"Content-Type": "text/csv", "X-Request-ID": "compare-req-0003"},
+            ),
             _post("/predict/", "wrong endpoint /predict/", True, body_file=csv, headers=ct_csv),
             _post("/invocations", "wrong endpoint /invocations", body_file=csv, headers=ct_csv),
-            _post("/predictUnstructured/", "wrong endpoint /predictUnstructured/",
-                  body="hello", headers={"Content-Type": "text/plain"}),
+            _post(
+                "/predictUnstructured/",
+                "wrong endpoint /predictUnstructured/",
+                body="hello",
+                headers={"Content-Type": "text/plain"},
+            ),
         ]
     if group == "unstructured":
         tp = {"Content-Type": "text/plain"}
         return [
             _post("/predictUnstructured/", "unstructured text", True, body="hello world", headers=tp),
-            _post("/predictionsUnstructured/", "predictionsUnstructured text", True,
-                  body="one two three", headers=tp),
+            _post("/predictionsUnstructured/", "predictionsUnstructured text", True, body="one two three", headers=tp),
             _post("/predictUnstructured/", "unstructured no content-type", body="no type"),
             _post("/predictUnstructured/", "unstructured empty body", body=""),
             _post("/predictUnstructured/", "unstructured json", json={"a": [1, 2]}),
-            _post("/predictUnstructured/", "unstructured octet-stream", body_hex="00010203fffe",
-                  headers={"Content-Type": "application/octet-stream"}),
-            _post("/predictUnstructured/", "unstructured latin-1 charset",
-                  body_latin1="caf\u00e9 cr\u00e8me", headers={"Content-Type": "text/plain; charset=latin-1"}),
-            _post("/predictUnstructured/", "unstructured csv", body_file="num.csv",
-                  headers={"Content-Type": "text/csv"}),
-            _post("/predictUnstructured/", "unstructured multipart", files=[
-                {"name": "X", "filename": "X.csv", "file": "num.csv"}]),
-            _post("/predictUnstructured/", "unstructured X-Request-ID", body="x",
-                  headers={"Content-Type": "text/plain", "X-Request-ID": "compare-req-0004"}),
+            _post(
+                "/predictUnstructured/",
+                "unstructured octet-stream",
+                body_hex="00010203fffe",
+                headers={"Content-Type": "application/octet-stream"},
+            ),
+            _post(
+                "/predictUnstructured/",
+                "unstructured latin-1 charset",
+                body_latin1="caf\u00e9 cr\u00e8me",
+                headers={"Content-Type": "text/plain; charset=latin-1"},
+            ),
+            _post(
+                "/predictUnstructured/", "unstructured csv", body_file="num.csv", headers={"Content-Type": "text/csv"}
+            ),
+            _post(
+                "/predictUnstructured/",
+                "unstructured multipart",
+                files=[{"name": "X", "filename": "X.csv", "file": "num.csv"}],
+            ),
+            _post(
+                "/predictUnstructured/",
+                "unstructured X-Request-ID",
+                body="x",
+                headers={"Content-Type": "text/plain", "X-Request-ID": "compare-req-0004"},
+            ),
             _post("/predict/", "wrong endpoint /predict/", True, body_file="num.csv", headers=ct_csv),
             _post("/predictions/", "wrong endpoint /predictions/", body_file="num.csv", headers=ct_csv),
             _post("/invocations", "wrong endpoint /invocations", body_file="num.csv", headers=ct_csv),
@@ -353,25 +453,34 @@ def probe_group(group: str, cfg: dict[str, Any]) -> list[dict[str, Any]]:
             {"path": "/info/", "name": "GET /info/ (error server)", "slash_variant": True},
             {"path": "/capabilities/", "name": "GET /capabilities/ (error server)"},
             {"path": "/stats/", "name": "GET /stats/ (error server)"},
-            {"path": "/ping/", "name": "error server X-Request-ID",
-             "headers": {"X-Request-ID": "compare-req-0005"}},
+            {"path": "/ping/", "name": "error server X-Request-ID", "headers": {"X-Request-ID": "compare-req-0005"}},
             _post("/predict/", "predict (error server)", True, body_file="num.csv", headers=ct_csv),
             _post("/predictions/", "predictions (error server)", body_file="num.csv", headers=ct_csv),
             _post("/invocations", "invocations (error server)", body_file="num.csv", headers=ct_csv),
             _post("/transform/", "transform (error server)", body_file="num.csv", headers=ct_csv),
-            _post("/predictUnstructured/", "predictUnstructured (error server)", body="x",
-                  headers={"Content-Type": "text/plain"}),
-            _post("/predictionsUnstructured/", "predictionsUnstructured (error server)", body="x",
-                  headers={"Content-Type": "text/plain"}),
-            _post("/chat/completions", "chat (error server)",
-                  json={"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+            _post(
+                "/predictUnstructured/",
+                "predictUnstructured (error server)",
+                body="x",
+                headers={"Content-Type": "text/plain"},
+            ),
+            _post(
+                "/predictionsUnstructured/",
+                "predictionsUnstructured (error server)",
+                body="x",
+                headers={"Content-Type": "text/plain"},
+            ),
+            _post(
+                "/chat/completions",
+                "chat (error server)",
+                json={"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+            ),
             {"path": "/models", "name": "GET /models (error server)"},
             {"path": "/nonexistent", "name": "unknown route (error server)"},
             {"path": "/predict/", "method": "GET", "name": "wrong method (error server)"},
         ]
     if group == "prefix":
         return [
-            {"path": "", "name": "prefix root without slash"},
             {"path": "/ping/", "name": "no prefix /ping/", "raw_path": True},
             {"path": "/info/", "name": "no prefix /info/", "raw_path": True},
             {"path": "/", "name": "no prefix /", "raw_path": True},
@@ -407,17 +516,20 @@ def load_cases(models_dir: Path) -> list[Case]:
                 specs += probe_group(group, cfg)
             specs += cfg.get("requests") or []
             env = {str(k): str(v) for k, v in (cfg.get("env") or {}).items()}
-            cases.append(Case(
-                name=name,
-                model_dir=case_dir,
-                target_type=cfg.get("target_type"),
-                args=[str(a) for a in cfg.get("args") or []],
-                env=env,
-                prepare=cfg.get("prepare"),
-                requests=expand_requests(specs, case_dir),
-                description=str(cfg.get("description", "")),
-                url_prefix=env.get("URL_PREFIX", "").rstrip("/"),
-            ))
+            prefix = env.get("URL_PREFIX", "").rstrip("/")
+            cases.append(
+                Case(
+                    name=name,
+                    model_dir=case_dir,
+                    target_type=cfg.get("target_type"),
+                    args=[str(a) for a in cfg.get("args") or []],
+                    env=env,
+                    prepare=cfg.get("prepare"),
+                    requests=expand_requests(specs, case_dir, prefix),
+                    description=str(cfg.get("description", "")),
+                    url_prefix=prefix,
+                )
+            )
     return cases
 
 
@@ -474,11 +586,11 @@ class Server:
         return data[-n:].decode("utf-8", "replace")
 
 
-def start_server(side: str, cmd: list[str], case: Case, code_dir: Path, work: Path,
-                 extra_env: dict[str, str]) -> Server:
+def start_server(
+    side: str, cmd: list[str], case: Case, code_dir: Path, work: Path, extra_env: dict[str, str]
+) -> Server:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in SCRUBBED_ENV and not k.startswith(SCRUBBED_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV and not k.startswith(SCRUBBED_PREFIXES)}
     home = work / "home"
     home.mkdir(exist_ok=True)
     env.update({"PYTHONUNBUFFERED": "1", "HOME": str(home)})
@@ -492,8 +604,15 @@ def start_server(side: str, cmd: list[str], case: Case, code_dir: Path, work: Pa
     with open(log_path, "ab") as log:
         log.write(("$ " + shlex.join(argv) + "\n").encode())
         log.flush()
-        proc = subprocess.Popen(argv, cwd=str(code_dir), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(code_dir),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     with _live_lock:
         _live_servers.add(proc)
     return Server(side=side, code_dir=code_dir, port=port, proc=proc, log_path=log_path)
@@ -536,8 +655,9 @@ def send(server: Server, prefix: str, req: Req, timeout: float) -> Reply:
     url = f"http://127.0.0.1:{server.port}{path}"
     t0 = time.monotonic()
     try:
-        r = requests.request(req.method, url, data=req.body, headers=req.headers, timeout=timeout,
-                             allow_redirects=False)
+        r = requests.request(
+            req.method, url, data=req.body, headers=req.headers, timeout=timeout, allow_redirects=False
+        )
         return Reply(
             status=r.status_code,
             ctype=r.headers.get("Content-Type"),
@@ -563,6 +683,7 @@ def normalise(reply: Reply, server: Server, req: Req) -> Reply:
         m = BOUNDARY_RE.search(ctype)
         if m and ctype.lower().startswith("multipart/"):
             subs.insert(0, (m.group(1).encode(), b"<BOUNDARY>"))
+
     def apply(data: bytes) -> bytes:
         for old, new in subs:
             data = data.replace(old, new)
@@ -571,6 +692,7 @@ def normalise(reply: Reply, server: Server, req: Req) -> Reply:
         for pat, repl in req.normalise:
             data = re.sub(pat, repl, data)
         return data
+
     body = apply(body)
     body = DRUM_SERVER_RE.sub(rb'\1"<SERVER>"', body)
     if req.path.split("?")[0].rstrip("/").endswith("/stats") and reply.status == 200:
@@ -580,8 +702,9 @@ def normalise(reply: Reply, server: Server, req: Req) -> Reply:
     if "Allow" in headers:  # werkzeug builds it from a set: the order is random
         headers["Allow"] = ", ".join(sorted(m.strip() for m in headers["Allow"].split(",")))
     ctype_n = apply(ctype.encode("latin-1", "replace")).decode("latin-1") if ctype is not None else None
-    return Reply(status=reply.status, ctype=ctype_n, body=body, headers=headers,
-                 error=reply.error, elapsed_ms=reply.elapsed_ms)
+    return Reply(
+        status=reply.status, ctype=ctype_n, body=body, headers=headers, error=reply.error, elapsed_ms=reply.elapsed_ms
+    )
 
 
 def _first_diff(a: bytes, b: bytes) -> int:
@@ -608,7 +731,7 @@ def diff_reasons(theirs: Reply, ours: Reply, strict_headers: bool) -> tuple[list
         lo = max(0, i - 40)
         reasons.append(
             f"body differs at byte {i} (len {len(theirs.body)} vs {len(ours.body)}): "
-            f"theirs …{theirs.body[lo:i + 60]!r} ours …{ours.body[lo:i + 60]!r}"
+            f"theirs …{theirs.body[lo : i + 60]!r} ours …{ours.body[lo : i + 60]!r}"
         )
     hdr: list[str] = []
     for h in COMPARED_HEADERS:
@@ -630,8 +753,7 @@ class Outcome:
     ours: Reply
 
 
-def classify(req: Req, theirs: Reply, ours: Reply, canonical: Outcome | None,
-             strict_headers: bool) -> Outcome:
+def classify(req: Req, theirs: Reply, ours: Reply, canonical: Outcome | None, strict_headers: bool) -> Outcome:
     reasons, hdr = diff_reasons(theirs, ours, strict_headers)
     if not reasons:
         return Outcome(req, "identical", [], hdr, theirs, ours)
@@ -639,18 +761,27 @@ def classify(req: Req, theirs: Reply, ours: Reply, canonical: Outcome | None,
         return Outcome(req, "error", reasons, hdr, theirs, ours)
     # Decided deviation 1: slash variants are served directly instead of 308 (or 404 for routes
     # declared without a trailing slash). Ours must then answer like the canonical route did.
-    if (canonical is not None and theirs.status in (308, 404) and ours.status not in (308, 404)
-            and canonical.theirs.error is None):
+    if canonical is not None and theirs.status in (308, 404) and canonical.theirs.error is None:
         c_reasons, _ = diff_reasons(canonical.theirs, ours, False)
         if not c_reasons:
+            hdr = [h for h in hdr if not h.startswith("header Location")]
             return Outcome(req, "deviation:slash", reasons, hdr, theirs, ours)
-        return Outcome(req, "different",
-                       ["slash variant answered directly but unlike the canonical route: "
-                        + "; ".join(c_reasons)], hdr, theirs, ours)
+        if ours.status not in (308, 404):
+            return Outcome(
+                req,
+                "different",
+                ["slash variant answered directly but unlike the canonical route: " + "; ".join(c_reasons)],
+                hdr,
+                theirs,
+                ours,
+            )
     # Decided deviation 2: unknown routes / wrong methods answer JSON instead of Flask's HTML page.
-    if (theirs.status in (404, 405) and ours.status == theirs.status
-            and (theirs.ctype or "").startswith("text/html")
-            and (ours.ctype or "").startswith("application/json")):
+    if (
+        theirs.status in (404, 405)
+        and ours.status == theirs.status
+        and (theirs.ctype or "").startswith("text/html")
+        and (ours.ctype or "").startswith("application/json")
+    ):
         return Outcome(req, "deviation:json-error", reasons, hdr, theirs, ours)
     return Outcome(req, "different", reasons, hdr, theirs, ours)
 
@@ -690,8 +821,9 @@ class Options:
 
 
 def _copy_model(src: Path, dst: Path, exclude: set[str]) -> None:
-    shutil.copytree(src, dst, ignore=lambda d, names: [
-        n for n in names if n in exclude or n == "__pycache__" or n.endswith(".pyc")])
+    shutil.copytree(
+        src, dst, ignore=lambda d, names: [n for n in names if n in exclude or n == "__pycache__" or n.endswith(".pyc")]
+    )
 
 
 def run_case(case: Case, opts: Options, root: Path) -> CaseResult:
@@ -703,8 +835,12 @@ def run_case(case: Case, opts: Options, root: Path) -> CaseResult:
     staging = work / "staging" / case.model_dir.name
     _copy_model(case.model_dir, staging, exclude)
     if case.prepare:
-        p = subprocess.run([opts.prepare_python, str(case.model_dir / case.prepare)], cwd=staging,
-                           capture_output=True, timeout=max(5.0, deadline - time.monotonic()))
+        p = subprocess.run(
+            [opts.prepare_python, str(case.model_dir / case.prepare)],
+            cwd=staging,
+            capture_output=True,
+            timeout=max(5.0, deadline - time.monotonic()),
+        )
         if p.returncode != 0:
             res.problem = "prepare-failed"
             res.theirs_log = (p.stdout + p.stderr).decode("utf-8", "replace")[-4000:]
@@ -726,7 +862,9 @@ def run_case(case: Case, opts: Options, root: Path) -> CaseResult:
                 ready[s] = f.result()
         res.theirs_start_s = servers["theirs"].start_s if ready["theirs"] else None
         res.ours_start_s = servers["ours"].start_s if ready["ours"] else None
-        if not ready["theirs"]:
+        if _stop.is_set():
+            res.problem = "interrupted"
+        elif not ready["theirs"]:
             res.problem = "theirs-start-failed"
         elif not ready["ours"]:
             res.problem = "ours-start-failed"
@@ -765,8 +903,14 @@ def _body_text(b: bytes, limit: int) -> str:
 
 
 def _reply_json(r: Reply, limit: int) -> dict[str, Any]:
-    return {"status": r.status, "content_type": r.ctype, "headers": r.headers,
-            "body": _body_text(r.body, limit), "error": r.error, "elapsed_ms": round(r.elapsed_ms, 1)}
+    return {
+        "status": r.status,
+        "content_type": r.ctype,
+        "headers": r.headers,
+        "body": _body_text(r.body, limit),
+        "error": r.error,
+        "elapsed_ms": round(r.elapsed_ms, 1),
+    }
 
 
 def build_report(results: list[CaseResult], opts: Options, report_all: bool, limit: int) -> dict[str, Any]:
@@ -777,27 +921,50 @@ def build_report(results: list[CaseResult], opts: Options, report_all: bool, lim
         for o in r.outcomes:
             if o.verdict == "identical" and not report_all and not o.header_diffs:
                 continue
-            entries.append({
-                "name": o.req.name, "method": o.req.method, "path": o.req.path,
-                "verdict": o.verdict, "reasons": o.reasons, "header_diffs": o.header_diffs,
-                "theirs": _reply_json(o.theirs, limit), "ours": _reply_json(o.ours, limit),
-            })
-        cases.append({
-            "name": r.case.name, "model_dir": str(r.case.model_dir), "problem": r.problem,
-            "requests": len(r.case.requests), "identical": r.count("identical"),
-            "deviations": r.count("deviation"), "different": r.count("different"),
-            "errors": r.count("error"), "theirs_start_s": r.theirs_start_s, "ours_start_s": r.ours_start_s,
-            "wall_s": round(r.wall_s, 2),
-            "theirs_log_tail": r.theirs_log if (r.problem or entries) else "",
-            "ours_log_tail": r.ours_log if (r.problem or entries) else "",
-            "outcomes": entries,
-        })
+            entries.append(
+                {
+                    "name": o.req.name,
+                    "method": o.req.method,
+                    "path": o.req.path,
+                    "verdict": o.verdict,
+                    "reasons": o.reasons,
+                    "header_diffs": o.header_diffs,
+                    "theirs": _reply_json(o.theirs, limit),
+                    "ours": _reply_json(o.ours, limit),
+                }
+            )
+        cases.append(
+            {
+                "name": r.case.name,
+                "model_dir": str(r.case.model_dir),
+                "problem": r.problem,
+                "requests": len(r.case.requests),
+                "identical": r.count("identical"),
+                "deviations": r.count("deviation"),
+                "different": r.count("different"),
+                "errors": r.count("error"),
+                "theirs_start_s": r.theirs_start_s,
+                "ours_start_s": r.ours_start_s,
+                "wall_s": round(r.wall_s, 2),
+                "theirs_log_tail": r.theirs_log if (r.problem or entries) else "",
+                "ours_log_tail": r.ours_log if (r.problem or entries) else "",
+                "outcomes": entries,
+            }
+        )
     return {
-        "ours": opts.ours, "theirs": opts.theirs, "ours_env": opts.ours_env, "theirs_env": opts.theirs_env,
-        "summary": {"cases": len(results), "comparable_cases": comparable_cases, "requests": total,
-                    "identical": ident, "decided_deviations": dev,
-                    "identical_pct": round(100.0 * ident / total, 2) if total else 0.0,
-                    "identical_or_deviation_pct": round(100.0 * (ident + dev) / total, 2) if total else 0.0},
+        "ours": opts.ours,
+        "theirs": opts.theirs,
+        "ours_env": opts.ours_env,
+        "theirs_env": opts.theirs_env,
+        "summary": {
+            "cases": len(results),
+            "comparable_cases": comparable_cases,
+            "requests": total,
+            "identical": ident,
+            "decided_deviations": dev,
+            "identical_pct": round(100.0 * ident / total, 2) if total else 0.0,
+            "identical_or_deviation_pct": round(100.0 * (ident + dev) / total, 2) if total else 0.0,
+        },
         "cases": cases,
     }
 
@@ -806,7 +973,7 @@ def _totals(results: list[CaseResult]) -> tuple[int, int, int, int]:
     """Requests of cases whose reference server started count; ours failing to start counts as 0."""
     total = ident = dev = comparable = 0
     for r in results:
-        if r.problem in ("theirs-start-failed", "prepare-failed"):
+        if r.problem in ("theirs-start-failed", "prepare-failed", "interrupted"):
             continue
         comparable += 1
         total += len(r.case.requests)
@@ -817,23 +984,29 @@ def _totals(results: list[CaseResult]) -> tuple[int, int, int, int]:
 
 def print_table(results: list[CaseResult], show: int, verbose: bool) -> None:
     w = max([len(r.case.name) for r in results] + [4])
-    head = f"{'case':<{w}}  {'reqs':>4} {'ident':>5} {'dev':>4} {'diff':>4} {'err':>4} {'hdr':>4}  {'start t/o':>11}  note"
+    head = (
+        f"{'case':<{w}}  {'reqs':>4} {'ident':>5} {'dev':>4} {'diff':>4} {'err':>4} {'hdr':>4}  {'start t/o':>11}  note"
+    )
     print(head)
     print("-" * len(head))
     for r in results:
         hdr = sum(1 for o in r.outcomes if o.header_diffs)
-        st = (f"{r.theirs_start_s:.1f}" if r.theirs_start_s is not None else "-") + "/" + (
-            f"{r.ours_start_s:.1f}" if r.ours_start_s is not None else "-")
-        print(f"{r.case.name:<{w}}  {len(r.case.requests):>4} {r.count('identical'):>5} "
-              f"{r.count('deviation'):>4} {r.count('different'):>4} {r.count('error'):>4} {hdr:>4}  "
-              f"{st:>11}  {r.problem or ''}")
+        st = (
+            (f"{r.theirs_start_s:.1f}" if r.theirs_start_s is not None else "-")
+            + "/"
+            + (f"{r.ours_start_s:.1f}" if r.ours_start_s is not None else "-")
+        )
+        print(
+            f"{r.case.name:<{w}}  {len(r.case.requests):>4} {r.count('identical'):>5} "
+            f"{r.count('deviation'):>4} {r.count('different'):>4} {r.count('error'):>4} {hdr:>4}  "
+            f"{st:>11}  {r.problem or ''}"
+        )
     shown = 0
     lines: list[str] = []
     for r in results:
-        if r.problem and r.problem != "case-timeout":
+        if r.problem and r.problem not in ("case-timeout", "interrupted"):
             log = r.ours_log if r.problem == "ours-start-failed" else r.theirs_log
-            lines.append(f"[{r.case.name}] {r.problem}; log tail:\n    "
-                         + "\n    ".join(log.strip().splitlines()[-8:]))
+            lines.append(f"[{r.case.name}] {r.problem}; log tail:\n    " + "\n    ".join(log.strip().splitlines()[-8:]))
         for o in r.outcomes:
             if o.verdict in ("different", "error") or (verbose and o.verdict != "identical"):
                 if shown >= show:
@@ -853,7 +1026,9 @@ def print_table(results: list[CaseResult], show: int, verbose: bool) -> None:
     pct2 = 100.0 * (ident + dev) / total if total else 0.0
     print()
     if skipped:
-        print(f"WARNING: {skipped} case(s) not comparable (reference server failed to start / prepare failed)")
+        print(
+            f"WARNING: {skipped} case(s) not counted (reference server failed to start, prepare failed, or interrupted)"
+        )
     print(f"decided deviations: {dev}; identical or decided deviation: {ident + dev}/{total} ({pct2:.1f}%)")
     print(f"identical: {ident}/{total} ({pct:.1f}%)")
 
@@ -885,9 +1060,12 @@ def _select(cases: list[Case], patterns: list[str]) -> list[Case]:
 
 
 def _on_signal(signum: int, _frame: Any) -> None:
+    if _stop.is_set():  # second signal: give up at once
+        kill_all_servers()
+        os._exit(128 + signum)
     _stop.set()
     kill_all_servers()
-    raise SystemExit(128 + signum)
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -895,12 +1073,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ours", default=DEFAULT_OURS, help="command for our drum (shell-split)")
     ap.add_argument("--theirs", default=DEFAULT_THEIRS, help="command for the reference DRUM (shell-split)")
     ap.add_argument("--ours-env", action="append", default=[], metavar="K=V", help="extra env for our server")
-    ap.add_argument("--theirs-env", action="append", default=[], metavar="K=V",
-                    help="extra env for the reference server")
-    ap.add_argument("--self-test", action="store_true",
-                    help="compare DRUM (gunicorn, default) with DRUM in werkzeug mode: the noise floor")
-    ap.add_argument("--case", action="append", default=[], metavar="NAME",
-                    help="case name, 'dir' (all its variants) or glob; repeatable")
+    ap.add_argument(
+        "--theirs-env", action="append", default=[], metavar="K=V", help="extra env for the reference server"
+    )
+    ap.add_argument(
+        "--self-test",
+        action="store_true",
+        help="compare DRUM (gunicorn, default) with DRUM in werkzeug mode: the noise floor",
+    )
+    ap.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="case name, 'dir' (all its variants) or glob; repeatable",
+    )
     ap.add_argument("--list", action="store_true", help="list cases and request counts, start nothing")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-request timeout in seconds")
     ap.add_argument("--start-timeout", type=float, default=60.0, help="server start timeout in seconds")
@@ -910,11 +1097,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report-all", action="store_true", help="include identical requests in the report")
     ap.add_argument("--max-body", type=int, default=4000, help="body characters kept per reply in the report")
     ap.add_argument("--show", type=int, default=200, help="max differing requests printed")
-    ap.add_argument("--strict-headers", action="store_true",
-                    help="also require X_Request_ID/X-Drum-Version/… headers to match")
+    ap.add_argument(
+        "--strict-headers", action="store_true", help="also require X_Request_ID/X-Drum-Version/… headers to match"
+    )
     ap.add_argument("--keep", action="store_true", help="keep temp dirs (code copies, server logs)")
-    ap.add_argument("--prepare-python", default=None,
-                    help="python used to run case prepare scripts (default: the one next to --theirs)")
+    ap.add_argument(
+        "--prepare-python",
+        default=None,
+        help="python used to run case prepare scripts (default: the one next to --theirs)",
+    )
     ap.add_argument("-v", "--verbose", action="store_true", help="print deviations and header diffs too")
     args = ap.parse_args(argv)
 
@@ -934,13 +1125,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         ours = list(theirs)
         ours_env.setdefault(*WERKZEUG_ENV)
+    for label, cmd in (("--theirs", theirs), ("--ours", ours)):
+        if not cmd or shutil.which(cmd[0]) is None:
+            print(f"{label}: command not found: {shlex.join(cmd)}", file=sys.stderr)
+            return 2
     prepare_python = args.prepare_python
     if prepare_python is None:
         cand = Path(theirs[0]).parent / "python"
         prepare_python = str(cand) if cand.exists() else sys.executable
-    opts = Options(ours=ours, theirs=theirs, ours_env=ours_env, theirs_env=_env_pairs(args.theirs_env),
-                   timeout=args.timeout, start_timeout=args.start_timeout, case_timeout=args.case_timeout,
-                   strict_headers=args.strict_headers, keep=args.keep, prepare_python=prepare_python)
+    opts = Options(
+        ours=ours,
+        theirs=theirs,
+        ours_env=ours_env,
+        theirs_env=_env_pairs(args.theirs_env),
+        timeout=args.timeout,
+        start_timeout=args.start_timeout,
+        case_timeout=args.case_timeout,
+        strict_headers=args.strict_headers,
+        keep=args.keep,
+        prepare_python=prepare_python,
+    )
 
     atexit.register(kill_all_servers)
     signal.signal(signal.SIGTERM, _on_signal)
@@ -950,20 +1154,37 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ours:   {shlex.join(ours)} {opts.ours_env or ''}")
     print(f"{len(cases)} cases, {sum(len(c.requests) for c in cases)} requests, jobs={args.jobs}\n", flush=True)
     results: dict[str, CaseResult] = {}
+    interrupted = False
+    ex = concurrent.futures.ThreadPoolExecutor(max(1, args.jobs))
+    futs = {ex.submit(run_case, c, opts, root): c for c in cases}
+
+    def record(f: concurrent.futures.Future[CaseResult]) -> CaseResult:
+        c = futs[f]
+        try:
+            r = f.result()
+        except Exception as e:  # a harness bug must not hide the other cases
+            r = CaseResult(case=c, problem=f"harness-error: {type(e).__name__}: {e}")
+        results[c.name] = r
+        return r
+
     try:
-        with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as ex:
-            futs = {ex.submit(run_case, c, opts, root): c for c in cases}
-            for f in concurrent.futures.as_completed(futs):
-                c = futs[f]
-                try:
-                    r = f.result()
-                except Exception as e:  # a harness bug must not hide the other cases
-                    r = CaseResult(case=c, problem=f"harness-error: {type(e).__name__}: {e}")
-                results[c.name] = r
-                print(f"  done {c.name}: {r.count('identical')}/{len(c.requests)} identical"
-                      f"{' (' + r.problem + ')' if r.problem else ''} [{r.wall_s:.1f}s]", flush=True)
+        for f in concurrent.futures.as_completed(futs):
+            r = record(f)
+            print(
+                f"  done {r.case.name}: {r.count('identical')}/{len(r.case.requests)} identical"
+                f"{' (' + r.problem + ')' if r.problem else ''} [{r.wall_s:.1f}s]",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+        _stop.set()
+        print("\ninterrupted: stopping the running cases …", flush=True)
     finally:
+        ex.shutdown(wait=True, cancel_futures=True)
         kill_all_servers()
+        for f in futs:
+            if f.done() and not f.cancelled() and futs[f].name not in results:
+                record(f)
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
         else:
@@ -975,7 +1196,7 @@ def main(argv: list[str] | None = None) -> int:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(build_report(ordered, opts, args.report_all, args.max_body), indent=1))
         print(f"report: {args.report}")
-    return 0
+    return 130 if interrupted else 0
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ SCHEMA_VALIDATION_EXIT_CODE = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    from drum.cli.parser import parse_args
+    from drum.cli.parser import parse_args, resolve_max_workers
     from drum.config.runtime_params import load_runtime_params_file
     from drum.observability.logging import setup_logging
 
@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(options, "runtime_params_file", None):
             load_runtime_params_file(options.runtime_params_file, options.code_dir)
+            resolve_max_workers(options)
         return _dispatch(options)
     except DrumSchemaValidationException as exc:
         _report(exc, show_stacktrace)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from drum.cli.parser import check_unstructured_only_options
 from drum.errors import DrumCommonException
 from drum.model.code_dir import detect_language
-from drum.model.metadata import read_model_metadata_yaml, resolve_target_and_labels
+from drum.model.metadata import read_model_metadata_yaml, resolve_target_and_labels_from_metadata
 from drum.model.predictor import ModelConfig
 
 
@@ -20,14 +21,15 @@ def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]
             "(custom.py hooks or Python artifacts) can be served."
         )
     metadata = read_model_metadata_yaml(code_dir)
-    resolved = resolve_target_and_labels(
-        code_dir,
+    resolved = resolve_target_and_labels_from_metadata(
+        metadata,
         options.target_type,
         getattr(options, "positive_class_label", None),
         getattr(options, "negative_class_label", None),
         getattr(options, "class_labels", None),
         getattr(options, "class_labels_file", None),
     )
+    check_unstructured_only_options(options, resolved.target_type.value)
     config = ModelConfig(
         code_dir=code_dir,
         target_type=resolved.target_type,

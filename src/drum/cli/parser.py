@@ -135,9 +135,7 @@ def _existing_output_dir(arg: str) -> str:
 
 def _non_existing_path(arg: str) -> str:
     if os.path.exists(arg):
-        raise argparse.ArgumentTypeError(
-            f"The path {arg} already exists! Please provide a non existing path!"
-        )
+        raise argparse.ArgumentTypeError(f"The path {arg} already exists! Please provide a non existing path!")
     return os.path.abspath(arg)
 
 
@@ -240,8 +238,7 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
 
 def _add_binary_labels(parser: argparse.ArgumentParser, *, fit: bool) -> None:
     fit_note = (
-        " If you do not provide these labels, but your dataset is classification, "
-        "DRUM will choose the labels for you."
+        " If you do not provide these labels, but your dataset is classification, DRUM will choose the labels for you."
         if fit
         else ""
     )
@@ -258,8 +255,7 @@ def _add_binary_labels(parser: argparse.ArgumentParser, *, fit: bool) -> None:
 def _add_class_labels(parser: argparse.ArgumentParser, *, fit: bool) -> None:
     order_note = " Labels should be in the order as the predicted probabilities produced by the model."
     fit_note = (
-        " If you do not provide these labels, but your dataset is classification, "
-        "DRUM will choose the labels for you."
+        " If you do not provide these labels, but your dataset is classification, DRUM will choose the labels for you."
         if fit
         else ""
     )
@@ -365,8 +361,7 @@ def _add_fit_only(parser: argparse.ArgumentParser) -> None:
         type=_existing_file,
         required=False,
         default=None,
-        help="A one column csv file to be parsed as row weights. "
-        "Argument is mutually exclusive with --row-weights",
+        help="A one column csv file to be parsed as row weights. Argument is mutually exclusive with --row-weights",
     )
     parser.add_argument(
         "--skip-predict",
@@ -407,12 +402,8 @@ def _add_perf_test_only(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-s", "--samples", type=int, default=None, help="Number of samples")
     parser.add_argument("-i", "--iterations", type=int, default=None, help="Number of iterations")
     parser.add_argument("--timeout", type=int, default=600, help="Test case timeout")
-    parser.add_argument(
-        "--in-server", action="store_true", default=False, help="Show performance inside server"
-    )
-    parser.add_argument(
-        "--url", default=None, help="Run performance against the given prediction server (unused)"
-    )
+    parser.add_argument("--in-server", action="store_true", default=False, help="Show performance inside server")
+    parser.add_argument("--url", default=None, help="Run performance against the given prediction server (unused)")
 
 
 def _add_address(parser: argparse.ArgumentParser) -> None:
@@ -420,8 +411,7 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
         "--address",
         default=None,
         required=True,
-        help="Prediction server address host[:port]. The argument can also be provided by setting "
-        "ADDRESS env var.",
+        help="Prediction server address host[:port]. The argument can also be provided by setting ADDRESS env var.",
     )
 
 
@@ -440,8 +430,7 @@ def _add_max_workers(parser: argparse.ArgumentParser) -> None:
         "--max-workers",
         type=_positive_int,
         default=0,
-        help="Max number of workers in server. The argument can also be provided by setting "
-        "MAX_WORKERS env var.",
+        help="Max number of workers in server. The argument can also be provided by setting MAX_WORKERS env var.",
     )
 
 
@@ -521,9 +510,7 @@ def _add_dr_api_access(parser: argparse.ArgumentParser, environ: Mapping[str, st
         default=environ.get("EXTERNAL_WEB_SERVER_URL"),
         help="DataRobot external web server URL (env: EXTERNAL_WEB_SERVER_URL)",
     )
-    parser.add_argument(
-        "--api-token", default=environ.get("API_TOKEN"), help="DataRobot API token (env: API_TOKEN)"
-    )
+    parser.add_argument("--api-token", default=environ.get("API_TOKEN"), help="DataRobot API token (env: API_TOKEN)")
 
 
 def _add_gpu_predictor(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
@@ -570,8 +557,7 @@ def _add_unstructured(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--query",
         default=None,
-        help="Additional query params for unstructured mode, e.g. 'a=1&b=2'. (Simulates http request "
-        "query params.)",
+        help="Additional query params for unstructured mode, e.g. 'a=1&b=2'. (Simulates http request query params.)",
     )
     parser.add_argument(
         "--content-type",
@@ -719,9 +705,7 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, Parsers
         ),
     }
     new_commands = p[NEW].add_subparsers(dest="new_mode", help="Commands")
-    p[NEW_MODEL_KEY] = new_commands.add_parser(
-        NEW_MODEL, help="Create a new modeling code directory template"
-    )
+    p[NEW_MODEL_KEY] = new_commands.add_parser(NEW_MODEL, help="Create a new modeling code directory template")
     p[PUSH] = commands.add_parser(
         PUSH, help="Add your modeling code into DataRobot", description=_PUSH_DESCRIPTION, formatter_class=raw
     )
@@ -923,9 +907,7 @@ def check_unstructured_only_options(options: argparse.Namespace, target_type: st
         if getattr(options, "query", None):
             raise DrumCommonException("--query argument can be used only with --target-type unstructured")
         if getattr(options, "content_type", None):
-            raise DrumCommonException(
-                "--content-type argument can be used only with --target-type unstructured"
-            )
+            raise DrumCommonException("--content-type argument can be used only with --target-type unstructured")
     elif hasattr(options, "content_type") and options.content_type is None:
         options.content_type = _DEFAULT_CONTENT_TYPE
 
@@ -938,9 +920,7 @@ def _abort(message: str | None = None, help_of: argparse.ArgumentParser | None =
     raise SystemExit(1)
 
 
-def _report_missing(
-    parser: argparse.ArgumentParser, header: list[str], missing: list[str], footer: str
-) -> NoReturn:
+def _report_missing(parser: argparse.ArgumentParser, header: list[str], missing: list[str], footer: str) -> NoReturn:
     print("\n")
     for line in header:
         print(line)
@@ -1020,10 +1000,7 @@ def _verify_triton(options: argparse.Namespace, parser: argparse.ArgumentParser)
     except (TypeError, ValueError):
         ports_ok = False
     if not ports_ok:
-        print(
-            "Error: Triton HTTP port or GRPc port configuration is incorrect. "
-            "Value should be a positive integer."
-        )
+        print("Error: Triton HTTP port or GRPc port configuration is incorrect. Value should be a positive integer.")
         print("\n")
         _abort(help_of=parser)
     if options.triton_http_port == options.triton_grpc_port:
@@ -1075,9 +1052,7 @@ def _verify_options(options: argparse.Namespace, main: argparse.ArgumentParser, 
         options.monitor_settings = None
 
 
-def parse_args(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> argparse.Namespace:
     """Parse a ``drum`` command line as DRUM 1.18.1 does.
 
     ``argv`` excludes the program name (default ``sys.argv[1:]``); ``environ`` defaults to

@@ -56,17 +56,13 @@ def _payload_check(param_type: RuntimeParameterTypes, payload: sc.Check) -> sc.C
     return sc.mapping(sc.Key("payload", payload), sc.Key("type", sc.enum(param_type.value)))
 
 
-def _typed_payload_check(
-    param_type: RuntimeParameterTypes, min_value: Any = None, max_value: Any = None
-) -> sc.Check:
+def _typed_payload_check(param_type: RuntimeParameterTypes, min_value: Any = None, max_value: Any = None) -> sc.Check:
     """The check of ``{"type": ..., "payload": ...}`` for one type (bounds apply to numerics)."""
     payloads = {
         RuntimeParameterTypes.STRING: sc.string(),
         RuntimeParameterTypes.BOOLEAN: sc.boolean,
         RuntimeParameterTypes.NUMERIC: sc.number(float, gte=min_value, lte=max_value),
-        RuntimeParameterTypes.CREDENTIAL: sc.mapping(
-            sc.Key("credentialType", sc.string()), extra=sc.EXTRA_ALLOW
-        ),
+        RuntimeParameterTypes.CREDENTIAL: sc.mapping(sc.Key("credentialType", sc.string()), extra=sc.EXTRA_ALLOW),
         RuntimeParameterTypes.DEPLOYMENT: sc.string(),
     }
     return _payload_check(param_type, sc.one_of(sc.null, payloads[param_type]))
@@ -120,9 +116,7 @@ class RuntimeParameters:
         try:
             checked = _ANY_PAYLOAD_CHECK(env_value)
         except sc.CheckError as exc:
-            raise InvalidRuntimeParam(
-                f"Invalid runtime parameter! env_value={env_value}, exception: {exc}, "
-            ) from None
+            raise InvalidRuntimeParam(f"Invalid runtime parameter! env_value={env_value}, exception: {exc}, ") from None
         return checked["payload"]
 
 
@@ -141,12 +135,8 @@ _DEFINITION_CHECK = sc.mapping(
     sc.Key("type", sc.enum(*(t.value for t in RuntimeParameterTypes))),
     sc.Key("allowEmpty", sc.boolean, optional=True, default=True, to_name="allow_empty"),
     sc.Key("defaultValue", sc.any_value, optional=True, default=None, to_name="default"),
-    sc.Key(
-        "minValue", sc.one_of(sc.number(float), sc.null), optional=True, default=None, to_name="min_value"
-    ),
-    sc.Key(
-        "maxValue", sc.one_of(sc.number(float), sc.null), optional=True, default=None, to_name="max_value"
-    ),
+    sc.Key("minValue", sc.one_of(sc.number(float), sc.null), optional=True, default=None, to_name="min_value"),
+    sc.Key("maxValue", sc.one_of(sc.number(float), sc.null), optional=True, default=None, to_name="max_value"),
     extra=sc.EXTRA_IGNORE,
 )
 
@@ -180,9 +170,7 @@ def _read_definitions(code_dir: str) -> dict[str, _Definition]:
     except yaml.YAMLError as exc:
         raise InvalidYamlContent(f"Invalid model-metadata YAML content! {exc}") from None
     except FileNotFoundError:
-        raise InvalidInputFilePath(
-            f"{MODEL_METADATA_FILENAME} must exist to use runtime parameters"
-        ) from None
+        raise InvalidInputFilePath(f"{MODEL_METADATA_FILENAME} must exist to use runtime parameters") from None
     if not metadata:
         raise InvalidEmptyYamlContent("Model-metadata YAML file is empty!")
 
@@ -217,9 +205,7 @@ def _read_values(values_file: str) -> dict:
     except yaml.YAMLError as exc:
         raise InvalidYamlContent(f"Invalid runtime parameter values YAML content! {exc}") from None
     except FileNotFoundError:
-        raise InvalidInputFilePath(
-            f"Runtime parameter values file does not exist! filepath: {values_file}"
-        ) from None
+        raise InvalidInputFilePath(f"Runtime parameter values file does not exist! filepath: {values_file}") from None
     if not values:
         raise InvalidEmptyYamlContent("Runtime parameter values YAML file is empty!")
     if not isinstance(values, dict):

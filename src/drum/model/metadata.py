@@ -79,9 +79,7 @@ _TYPE_SCHEMA_FIELDS = {
 
 def _type_schema_validator() -> Map:
     """The first, shape-only pass over typeSchema; each item is revalidated per field afterwards."""
-    requirements = Seq(
-        Map({"field": Enum(list(_TYPE_SCHEMA_FIELDS)), "condition": Str(), "value": Str() | Seq(Str())})
-    )
+    requirements = Seq(Map({"field": Enum(list(_TYPE_SCHEMA_FIELDS)), "condition": Str(), "value": Str() | Seq(Str())}))
     return Map({Optional(INPUT_REQUIREMENTS): requirements, Optional(OUTPUT_REQUIREMENTS): requirements})
 
 
@@ -296,9 +294,7 @@ def _hyperparameter_checks() -> dict[str, sc.Check]:
             sc.Key("values", multi_values),
             sc.Key(
                 "default",
-                sc.one_of(
-                    sc.number(int), sc.number(float), sc.string(max_length=PARAM_SELECT_VALUE_MAX_LENGTH)
-                ),
+                sc.one_of(sc.number(int), sc.number(float), sc.string(max_length=PARAM_SELECT_VALUE_MAX_LENGTH)),
                 optional=True,
             ),
         ),
@@ -311,9 +307,7 @@ _HYPERPARAMETER_CHECKS = _hyperparameter_checks()
 def validate_hyperparameters(hyperparameters: Any) -> None:
     """Validate the ``hyperparameters`` section; any problem raises :class:`DrumCommonException`."""
     if not isinstance(hyperparameters, list):
-        raise DrumCommonException(
-            json.dumps(sc.CheckError("value is not a list", hyperparameters).as_dict(True))
-        )
+        raise DrumCommonException(json.dumps(sc.CheckError("value is not a list", hyperparameters).as_dict(True)))
     try:
         for raw in hyperparameters:
             if not isinstance(raw, Mapping):
@@ -347,17 +341,13 @@ def _check_numeric_hyperparameter(param: Mapping) -> None:
         raise DrumCommonException(f"Invalid {param_type} parameter {name}: max must be greater than min")
     default = param.get("default")
     if default is not None and (default > high or default < low):
-        raise DrumCommonException(
-            f"Invalid {param_type} parameter {name}: values must be between [{low}, {high}]"
-        )
+        raise DrumCommonException(f"Invalid {param_type} parameter {name}: values must be between [{low}, {high}]")
 
 
 def _check_multi_hyperparameter(param: Mapping) -> None:
     for value_type, bounds in param["values"].items():
         if value_type in ("int", "float"):
-            _check_numeric_hyperparameter(
-                {"name": f"{param['name']}__{value_type}", "type": value_type, **bounds}
-            )
+            _check_numeric_hyperparameter({"name": f"{param['name']}__{value_type}", "type": value_type, **bounds})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -453,9 +443,7 @@ def resolve_target_and_labels_from_metadata(
     Raises :class:`DrumCommonException` with DRUM's messages when the target type or required
     labels are missing or the two sources disagree (multiclass labels are compared as sets).
     """
-    class_labels = _labels_from_options(
-        positive_class_label, negative_class_label, class_labels, class_labels_file
-    )
+    class_labels = _labels_from_options(positive_class_label, negative_class_label, class_labels, class_labels_file)
     resolved_type = _resolve_target_type(metadata, target_type)
     inference_model = (metadata or {}).get("inferenceModel")
     if not isinstance(inference_model, Mapping):
@@ -481,18 +469,14 @@ def _labels_from_options(
     class_labels: list[str] | None,
     class_labels_file: str | os.PathLike | None,
 ) -> list[str] | None:
-    """The checks DRUM's argument parser makes on label options, and the labels file read."""
+    """The label checks DRUM's argument parser makes; the labels file is read unless ``class_labels``
+    is given (DRUM's parser stores the file's labels in ``class_labels`` and keeps the path too)."""
     if (positive is None) != (negative is None):
         raise DrumCommonException(
             "\nError - for binary classification case, both positive and negative class labels have to "
             "be provided. \nSee --help option for more information"
         )
-    if class_labels is not None and class_labels_file is not None:
-        raise DrumCommonException(
-            "\nError - for multiclass classification, either the class labels or a class labels file "
-            "should be provided, but not both.\nSee --help option for more information"
-        )
-    if class_labels_file is not None:
+    if class_labels is None and class_labels_file is not None:
         class_labels = read_class_labels_file(class_labels_file)
     if class_labels is not None and len(class_labels) < MULTICLASS_MIN_LABELS:
         raise DrumCommonException("Multiclass classification requires at least 2 labels.")

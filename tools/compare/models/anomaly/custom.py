@@ -17,4 +17,4 @@ def _dense(data):
 
 def score(data, model, **kwargs):
     x = _dense(data).select_dtypes("number").fillna(0).to_numpy(dtype=float)
-    return pd.DataFrame({"Predictions": np.sqrt((x ** 2).sum(axis=1)).round(0).astype(int)})
+    return pd.DataFrame({"Predictions": np.sqrt((x**2).sum(axis=1)).round(0).astype(int)})

@@ -10,9 +10,15 @@ def load_model(code_dir):
 def score(data, model, **kwargs):
     n = len(data)
     p = [0.1 * (i % 10) for i in range(n)]
-    return pd.DataFrame({
-        "explanation": [f"row {i}" for i in range(n)],
-        kwargs["negative_class_label"]: [1 - x for x in p],
-        "rank": list(range(n)),
-        kwargs["positive_class_label"]: p,
-    })
+    if "class_labels" in kwargs:  # multiclass variant: labels [approved, denied]
+        pos, neg = kwargs["class_labels"]
+    else:
+        pos, neg = kwargs["positive_class_label"], kwargs["negative_class_label"]
+    return pd.DataFrame(
+        {
+            "explanation": [f"row {i}" for i in range(n)],
+            neg: [1 - x for x in p],
+            "rank": list(range(n)),
+            pos: p,
+        }
+    )

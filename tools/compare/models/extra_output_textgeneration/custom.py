@@ -9,8 +9,10 @@ def load_model(code_dir):
 
 def score(data, model, **kwargs):
     prompts = data["prompt"].astype(str)
-    return pd.DataFrame({
-        "citations": ["doc-" + str(i) for i in range(len(prompts))],
-        "completion": prompts.str[::-1],
-        "tokens": prompts.str.len(),
-    })
+    return pd.DataFrame(
+        {
+            "citations": ["doc-" + str(i) for i in range(len(prompts))],
+            "completion": prompts.str[::-1],
+            "tokens": prompts.str.len(),
+        }
+    )

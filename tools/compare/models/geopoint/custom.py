@@ -8,4 +8,5 @@ def load_model(code_dir):
 
 
 def score(data, model, **kwargs):
-    return pd.DataFrame({"Predictions": [f"POINT ({lon} {lat})" for lat, lon in zip(data["lat"], data["lon"])]})
+    points = [f"POINT ({lon} {lat})" for lat, lon in zip(data["lat"], data["lon"], strict=True)]
+    return pd.DataFrame({"Predictions": points})

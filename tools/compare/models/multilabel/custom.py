@@ -10,5 +10,6 @@ def load_model(code_dir):
 def score(data, model, **kwargs):
     labels = kwargs["class_labels"]
     n = len(data)
-    return pd.DataFrame({lab: [round(((i + 1) * (j + 2) % 7) / 7, 6) for i in range(n)]
-                         for j, lab in enumerate(labels)})
+    return pd.DataFrame(
+        {lab: [round(((i + 1) * (j + 2) % 7) / 7, 6) for i in range(n)] for j, lab in enumerate(labels)}
+    )

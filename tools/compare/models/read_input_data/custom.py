@@ -25,5 +25,4 @@ def load_model(code_dir):
 
 def score(data, model, **kwargs):
     num = data.select_dtypes("number")
-    return pd.DataFrame({"Predictions": num.sum(axis=1) * 2,
-                         "mimetype": [str(kwargs.get("mimetype"))] * len(data)})
+    return pd.DataFrame({"Predictions": num.sum(axis=1) * 2, "mimetype": [str(kwargs.get("mimetype"))] * len(data)})

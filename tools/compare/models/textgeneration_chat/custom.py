@@ -57,19 +57,35 @@ def chat(completion_create_params, model, headers=None):
     if completion_create_params.get("stream"):
         words = reply.split(" ")
         chunks = [
-            _Obj(id="chunk", choices=[SimpleNamespace(delta=SimpleNamespace(content=w + " "), index=0,
-                                                      finish_reason=None)],
-                 created=CREATED, model=name, object="chat.completion.chunk")
+            _Obj(
+                id="chunk",
+                choices=[SimpleNamespace(delta=SimpleNamespace(content=w + " "), index=0, finish_reason=None)],
+                created=CREATED,
+                model=name,
+                object="chat.completion.chunk",
+            )
             for w in words
         ]
-        chunks.append(_Obj(id="chunk", choices=[SimpleNamespace(delta=SimpleNamespace(content=None),
-                                                                index=0, finish_reason="stop")],
-                           created=CREATED, model=name, object="chat.completion.chunk"))
+        chunks.append(
+            _Obj(
+                id="chunk",
+                choices=[SimpleNamespace(delta=SimpleNamespace(content=None), index=0, finish_reason="stop")],
+                created=CREATED,
+                model=name,
+                object="chat.completion.chunk",
+            )
+        )
         return iter(chunks)
-    return _Obj(id="cmpl-1", choices=[SimpleNamespace(finish_reason="stop", index=0,
-                                                      message=SimpleNamespace(content=reply, role="assistant"))],
-                created=CREATED, model=name, object="chat.completion",
-                usage={"completion_tokens": 3, "prompt_tokens": 2, "total_tokens": 5})
+    return _Obj(
+        id="cmpl-1",
+        choices=[
+            SimpleNamespace(finish_reason="stop", index=0, message=SimpleNamespace(content=reply, role="assistant"))
+        ],
+        created=CREATED,
+        model=name,
+        object="chat.completion",
+        usage={"completion_tokens": 3, "prompt_tokens": 2, "total_tokens": 5},
+    )
 
 
 def get_supported_llm_models(model):
