@@ -675,6 +675,7 @@ def normalise(reply: Reply, server: Server, req: Req) -> Reply:
     subs: list[tuple[bytes, bytes]] = []
     for p in {str(server.code_dir), os.path.realpath(server.code_dir)}:
         subs.append((p.encode(), b"<CODE_DIR>"))
+        subs.append((p.replace("/", "\\/").encode(), b"<CODE_DIR>"))  # pandas to_json escapes "/"
     for host in ("127.0.0.1", "localhost"):
         subs.append((f"{host}:{server.port}".encode(), b"<HOST>"))
     ctype = reply.ctype

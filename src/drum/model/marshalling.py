@@ -144,4 +144,5 @@ def split_extra_output(
         target = target_name
         if target not in result and len(target) >= 2 and target[0] == target[-1] == '"':
             target = target[1:-1]
-    return result[[target]], result.drop(columns=[target])
+    extra = result.drop(columns=[target])  # first, so a missing column fails with DRUM's KeyError text
+    return result[[target]], extra

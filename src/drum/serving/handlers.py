@@ -224,6 +224,11 @@ def direct_access(ctx: ServingContext, req: RequestData) -> ResponseData:
     return json_response({"message": "This endpoint is only supported by OpenAI based predictors"}, 400)
 
 
+def options(allowed: tuple[str, ...]) -> ResponseData:
+    """Flask's automatic OPTIONS answer: empty, with the allowed methods."""
+    return ResponseData(200, b"", "text/html; charset=utf-8", [("Allow", ", ".join(allowed))])
+
+
 # --- error server --------------------------------------------------------------------------------
 
 

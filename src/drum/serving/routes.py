@@ -36,6 +36,11 @@ class Route:
     #: Prediction routes whose wall time goes to `/stats/` time_info.
     timed: bool = False
 
+    def allowed_methods(self) -> tuple[str, ...]:
+        """What the route answers, as Flask does: HEAD with GET, and OPTIONS everywhere."""
+        extra = ("HEAD",) if "GET" in self.methods else ()
+        return (*extra, *self.methods, "OPTIONS")
+
     def variants(self) -> list[str]:
         """The spellings served: with and without the trailing slash."""
         if self.path == "/":

@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from drum.servers.fastapi.middleware import RequestIdMiddleware
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
-from drum.serving.handlers import ServingContext, load_failed
+from drum.serving.handlers import ServingContext, load_failed, options
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import ROUTES, Route, full_paths
@@ -88,7 +88,11 @@ def _run_handler(state: DrumState, route: Route, req: RequestData) -> ResponseDa
 
 
 def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
+    allowed = route.allowed_methods()
+
     async def endpoint(request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return to_response(options(allowed))
         ctx = state.ctx
         if ctx is None:
             return to_response(error_response("model is not loaded yet", 503))
@@ -146,7 +150,7 @@ def create_app(config: AppConfig) -> FastAPI:
             app.add_api_route(
                 path,
                 _endpoint(state, route),
-                methods=list(route.methods),
+                methods=list(route.allowed_methods()),
                 name=route.name,
                 include_in_schema=path.endswith("/") or route.path == path or "{" in path,
             )
