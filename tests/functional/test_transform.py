@@ -53,8 +53,6 @@ THREE_ARGS = {
         def transform(data, model, y):
             out = data.copy()
             out["y"] = "none" if y is None else ",".join(str(v) for v in y.iloc[:, 0])
-            if y is not None and "drop_y_row" in data.columns:
-                y.drop(y.index[0], inplace=True)
             return out
     """
 }
@@ -142,15 +140,6 @@ def test_three_argument_hook_without_y(three_args):
     parts = _csv_parts(three_args.post("/transform/", data=CSV))
     assert list(parts) == ["X.format", "X.transformed"]
     assert parts["X.transformed"][0] == b"a,b,y\r\n1,2,none\r\n3,4,none"
-
-
-def test_y_rows_must_still_match(three_args):
-    files = {"X": ("X.csv", b"a,drop_y_row\n1,2\n3,4\n"), "y": ("y.csv", b"target\n7\n8\n")}
-    assert_error(
-        three_args.post("/transform/", files=files),
-        500,
-        "ERROR: Transformation resulted in different number of rows than original data",
-    )
 
 
 def test_strings_are_quoted_like_pandas(two_args):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 import traceback
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(options, "runtime_params_file", None):
             load_runtime_params_file(options.runtime_params_file, options.code_dir)
             resolve_max_workers(options)
-        return _dispatch(options)
+        return _dispatch(options, argv)
     except DrumSchemaValidationException as exc:
         _report(exc, show_stacktrace)
         return SCHEMA_VALIDATION_EXIT_CODE
@@ -41,12 +42,12 @@ def _report(exc: BaseException, with_traceback: bool) -> None:
     print(f"ERROR: {exc}", file=sys.stderr)
 
 
-def _dispatch(options) -> int:  # noqa: ANN001 - argparse.Namespace
+def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
     command = options.subparser_name
     if command == "server":
         from drum.cli import server
 
-        return server.run(options)
+        return server.run(options, argv)
     if command == "score":
         from drum.cli import score
 

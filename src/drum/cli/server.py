@@ -1,11 +1,19 @@
-"""`drum server`: load the model directory and serve DRUM's HTTP API on FastAPI/uvicorn."""
+"""`drum server`: load the model directory and serve DRUM's HTTP API on FastAPI/uvicorn.
+
+One worker: the model is loaded in this process before serving. Several workers
+(`--max-workers`, `MAX_WORKERS`, runtime parameter `CUSTOM_MODEL_WORKERS`): each worker process
+rebuilds the options from `DRUM_SERVER_ARGV` (see `drum.cli.worker`) and loads the model itself.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 import traceback
+from collections.abc import Callable
 
 from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
@@ -13,13 +21,15 @@ from drum.model.deployment_config import read_deployment_config
 from drum.model.predictor import Predictor
 from drum.observability.stats import RequestTimes
 from drum.servers.fastapi.app import AppConfig, create_app, error_context
-from drum.servers.fastapi.run import serve
+from drum.servers.fastapi.run import STARTUP_FAILURE, serve, serve_workers
 from drum.servers.select import select_server
 from drum.serving.handlers import ServingContext
 from drum.serving.routes import url_prefix
 
 logger = logging.getLogger("drum.cli.server")
 DEFAULT_PORT = 5000  # Flask's default, which DRUM uses when --address has no port
+WORKER_FACTORY = "drum.cli.worker:create_worker_app"
+ARGV_ENV = "DRUM_SERVER_ARGV"
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -50,30 +60,56 @@ def build_context(options: argparse.Namespace) -> ServingContext:
     )
 
 
-def run(options: argparse.Namespace) -> int:
+def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) -> AppConfig:
+    """Everything the app factory needs, from the options and the settings table."""
+    cors = get_setting("DRUM_CORS_ENABLED")
+    origins = [o.strip() for o in get_setting("DRUM_CORS_ORIGINS").split(",") if o.strip()] if cors else None
+    return AppConfig(
+        load=load,
+        url_prefix=url_prefix(),
+        executor_workers=get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS"),
+        max_queue=get_setting("DRUM_FASTAPI_MAX_QUEUE"),
+        request_timeout=get_setting("DRUM_CLIENT_REQUEST_TIMEOUT"),
+        max_upload_size=get_setting("DRUM_FASTAPI_MAX_UPLOAD_SIZE"),
+        with_error_server=bool(options.with_error_server),
+        enable_docs=get_setting("DRUM_FASTAPI_ENABLE_DOCS"),
+        cors_origins=origins,
+        on_load_error=lambda exc: report_load_error(exc, options),
+    )
+
+
+def report_load_error(exc: BaseException, options: argparse.Namespace) -> None:
+    """A worker's model failed to load (no error server): report once and end the worker with
+    uvicorn's startup-failure code, which makes the supervisor stop instead of restarting it."""
+    if options.show_stacktrace:
+        traceback.print_exception(exc)
+    print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(STARTUP_FAILURE)
+
+
+def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     select_server()
     host, port = parse_address(options.address)
-    with_error_server = bool(options.with_error_server)
+    workers = max(1, int(getattr(options, "max_workers", 0) or 0))
+    if workers > 1:
+        environ = {ARGV_ENV: json.dumps(argv if argv is not None else sys.argv[1:])}
+        result = serve_workers(WORKER_FACTORY, workers, host, port, options.logging_level, environ)
+        if result.failed_workers:
+            print("ERROR: drum server stopped: a worker failed to start (see the error above)", file=sys.stderr)
+            return 1
+        return 0
     try:
         context = build_context(options)
     except Exception as exc:
-        if not with_error_server:
+        if not options.with_error_server:
             raise
         if options.show_stacktrace:
             traceback.print_exc()
         logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
         context = error_context(exc)
-    app = create_app(
-        AppConfig(
-            load=lambda: context,
-            url_prefix=url_prefix(),
-            executor_workers=get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS"),
-            with_error_server=with_error_server,
-            enable_docs=get_setting("DRUM_FASTAPI_ENABLE_DOCS"),
-        )
-    )
-    started = serve(app, host, port, options.logging_level)
+    started = serve(create_app(app_config(options, lambda: context)), host, port, options.logging_level).started
     if not started:
-        print(f"drum server could not start on {host}:{port}", file=sys.stderr)
+        print(f"ERROR: drum server could not start on {host}:{port}", file=sys.stderr)
         return 1
     return 0

@@ -108,7 +108,11 @@ class RuntimeParameters:
         env_name = cls.namespaced_param_name(key)
         if env_name not in os.environ:
             raise ValueError(f"Runtime parameter '{key}' does not exist!")
-        raw = os.environ[env_name]
+        return cls.parse_payload(os.environ[env_name])
+
+    @staticmethod
+    def parse_payload(raw: str) -> Any:
+        """The payload of one `{"type": ..., "payload": ...}` value, with `get`'s errors."""
         try:
             env_value = json.loads(raw)
         except json.JSONDecodeError:

@@ -15,14 +15,19 @@ from typing import Any
 
 from drum.config.boolean import to_bool
 from drum.config.runtime_params import RuntimeParameters
+from drum.errors import DrumCommonException
 
 logger = logging.getLogger("drum.config.settings")
+
+
+class SettingError(DrumCommonException):
+    """A setting whose invalid value stops the server at startup (TLS files)."""
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    type: str  # "int" | "bool" | "str" | "choice"
+    type: str  # "int" | "bool" | "str" | "choice" | "path" (must exist) | "secret" (never logged)
     default: Any
     description: str
     minimum: int | None = None
@@ -31,11 +36,13 @@ class Setting:
 
     def valid_range(self) -> str:
         if self.choices:
-            return " | ".join(self.choices)
+            return ", ".join(self.choices)
         if self.type == "int":
             return f"{self.minimum}..{self.maximum}"
         if self.type == "bool":
-            return "true | false"
+            return "true, false"
+        if self.type == "path":
+            return "an existing file"
         return "any"
 
     def parse(self, raw: Any) -> Any:
@@ -50,12 +57,16 @@ class Setting:
         if self.type == "bool":
             return to_bool(raw)
         value = str(raw).strip()
+        if self.type == "path" and not os.path.isfile(value):
+            raise SettingError(f"{self.name}: file not found: {value}")
         if self.choices is not None:
             value = value.lower()
             if value not in self.choices:
                 raise ValueError(raw)
         return value
 
+
+GiB = 1024**3
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -64,21 +75,95 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("fastapi", "uvicorn", "flask", "werkzeug", "gunicorn"),
     ),
     Setting(
+        "DRUM_FASTAPI_ENABLED", "bool", True,
+        "Rollout flag. When DRUM_SERVER_TYPE is unset, false selects the legacy Flask server instead of "
+        "FastAPI. An explicit DRUM_SERVER_TYPE always wins.",
+    ),
+    Setting(
         "DRUM_FASTAPI_EXECUTOR_WORKERS", "int", 4,
-        "Threads per worker process that run model hooks (predict, transform, ...).",
+        "Threads per worker process that run model hooks (predict, transform, ...). Hooks must be "
+        "thread-safe when > 1; set 1 for DRUM's one-request-at-a-time behaviour.",
         minimum=1, maximum=256,
+    ),
+    Setting(
+        "DRUM_FASTAPI_MAX_QUEUE", "int", 64,
+        "Requests per worker process that may wait for an executor thread; beyond executor threads + "
+        "this queue, prediction requests get 503 with Retry-After.",
+        minimum=0, maximum=100000,
+    ),
+    Setting(
+        "DRUM_FASTAPI_MAX_UPLOAD_SIZE", "int", 104857600,
+        "Largest request body in bytes (413 above it, also for chunked bodies). 0 disables the limit.",
+        minimum=0, maximum=64 * GiB,
+    ),
+    Setting(
+        "DRUM_CLIENT_REQUEST_TIMEOUT", "int", 600,
+        "Seconds a request may run before it is answered 504. 0 disables the timeout.",
+        minimum=0, maximum=3600,
     ),
     Setting(
         "DRUM_FASTAPI_ENABLE_DOCS", "bool", False,
         "Serve Swagger UI at /docs and the OpenAPI description at /openapi.json.",
+    ),
+    Setting(
+        "DRUM_UVICORN_LOOP", "choice", "auto",
+        "Event loop: auto (uvloop when installed), asyncio, or uvloop (falls back to asyncio with a "
+        "warning when uvloop is not installed).",
+        choices=("auto", "asyncio", "uvloop"),
+    ),
+    Setting(
+        "DRUM_UVICORN_KEEP_ALIVE", "int", 5,
+        "Seconds an idle keep-alive connection stays open.",
+        minimum=1, maximum=3600,
+    ),
+    Setting(
+        "DRUM_UVICORN_GRACEFUL_TIMEOUT", "int", 30,
+        "On SIGTERM: seconds to let in-flight requests finish before the worker stops.",
+        minimum=1, maximum=3600,
+    ),
+    Setting(
+        "DRUM_WEBSERVER_BACKLOG", "int", 2048,
+        "Listen backlog of the server socket.",
+        minimum=1, maximum=10000,
+    ),
+    Setting(
+        "DRUM_UVICORN_MAX_REQUESTS", "int", 0,
+        "Recycle a worker process after this many requests (only with 2+ workers, which are "
+        "supervised and replaced). 0 disables recycling.",
+        minimum=0, maximum=100000,
+    ),
+    Setting(
+        "DRUM_CORS_ENABLED", "bool", False,
+        "Add CORS middleware (allowed origins from DRUM_CORS_ORIGINS; credentials are never allowed).",
+    ),
+    Setting(
+        "DRUM_CORS_ORIGINS", "str", "*",
+        "Comma-separated allowed origins for CORS, e.g. http://localhost:3000,https://app.example.com.",
+    ),
+    Setting(
+        "DRUM_SSL_CERTFILE", "path", None,
+        "PEM certificate: serve HTTPS. A missing file is a startup error.",
+    ),
+    Setting(
+        "DRUM_SSL_KEYFILE", "path", None,
+        "PEM private key for DRUM_SSL_CERTFILE. A missing file is a startup error.",
+    ),
+    Setting(
+        "DRUM_SSL_KEYFILE_PASSWORD", "secret", None,
+        "Password of the private key; read from the environment only, never logged.",
+    ),
+    Setting(
+        "DRUM_SSL_CA_CERTS", "path", None,
+        "CA bundle to verify client certificates (mutual TLS; clients must present a certificate).",
     ),
 )
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
 def _raw(name: str, environ: dict[str, str]) -> Any:
-    if RuntimeParameters.namespaced_param_name(name) in environ:
-        return RuntimeParameters.get(name)
+    namespaced = RuntimeParameters.namespaced_param_name(name)
+    if namespaced in environ:
+        return RuntimeParameters.parse_payload(environ[namespaced])
     return environ.get(name)
 
 
@@ -96,7 +181,17 @@ def get_setting(name: str, environ: dict[str, str] | None = None, warn: Callable
     try:
         return setting.parse(raw)
     except (ValueError, TypeError):
+        shown = "<hidden>" if setting.type == "secret" else repr(raw)
         (warn or logger.warning)(
-            f"Invalid value {raw!r} for {name} (valid: {setting.valid_range()}); using default {setting.default!r}"
+            f"Invalid value {shown} for {name} (valid: {setting.valid_range()}); using default {setting.default!r}"
         )
         return setting.default
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from `SETTINGS`."""
+    rows = ["| Setting | Type | Default | Valid | Meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "unset" if s.default is None else str(s.default).lower() if s.type == "bool" else str(s.default)
+        rows.append(f"| `{s.name}` | {s.type} | {default} | {s.valid_range()} | {s.description} |")
+    return "\n".join(rows)

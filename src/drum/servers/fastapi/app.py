@@ -19,8 +19,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 
-from drum.servers.fastapi.middleware import RequestIdMiddleware
+from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
+from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
 from drum.serving.handlers import ServingContext, load_failed, options
 from drum.serving.request import QueryParams, RequestData
@@ -28,6 +30,7 @@ from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import ROUTES, Route, full_paths
 
 logger = logging.getLogger("drum.server")
+BUSY_TEXT = "Server is busy: every prediction thread and queue place is taken. Retry later."
 
 
 @dataclass
@@ -37,8 +40,15 @@ class AppConfig:
     load: Callable[[], ServingContext]
     url_prefix: str = ""
     executor_workers: int = 4
+    #: Requests that may wait for an executor thread; more get 503.
+    max_queue: int = 64
+    #: Seconds before a request is answered 504 (0: no limit).
+    request_timeout: float = 600
+    #: Largest request body in bytes (0: no limit).
+    max_upload_size: int = 104857600
     with_error_server: bool = False
     enable_docs: bool = False
+    cors_origins: list[str] | None = None
     #: Called with the load exception when the model fails and there is no error server.
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
@@ -51,6 +61,8 @@ class DrumState:
     def __init__(self) -> None:
         self.ctx: ServingContext | None = None
         self.executor: ThreadPoolExecutor | None = None
+        self.admission: Admission | None = None
+        self.request_timeout: float = 0
 
 
 def to_response(data: ResponseData) -> Response:
@@ -100,15 +112,26 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
             if route.error_server:
                 return to_response(load_failed(ctx, _request_data(request, b"")))
             return to_response(error_response(NOT_FOUND_TEXT, 404))
-        body = await request.body()
-        request.state.body = body
-        req = _request_data(request, body)
+        files = getattr(request.state, "files", None)
+        if isinstance(files, LazyFiles):  # prefetched by DRUM's middleware, multipart parsed at most once
+            req = files.request
+            req.path_params = dict(request.path_params)
+        else:
+            req = _request_data(request, await request.body())
         if route.health:
             return to_response(_run_handler(state, route, req))
-        loop = asyncio.get_running_loop()
+        assert state.admission is not None
         context = contextvars.copy_context()
-        result = await loop.run_in_executor(state.executor, context.run, _run_handler, state, route, req)
-        request.state.files = req.files
+        try:
+            future = state.admission.submit(context.run, _run_handler, state, route, req)
+        except Busy:
+            return to_response(error_response(BUSY_TEXT, 503, [("Retry-After", "1")]))
+        timeout = state.request_timeout or None
+        try:
+            result = await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            logger.error("Request %s %s timed out after %ss", request.method, request.url.path, timeout)
+            return to_response(error_response(f"Request timed out after {timeout:g} seconds", 504))
         return to_response(result)
 
     endpoint.__name__ = route.name
@@ -121,6 +144,8 @@ def create_app(config: AppConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.executor = ThreadPoolExecutor(config.executor_workers, thread_name_prefix="drum-predict")
+        state.admission = Admission(state.executor, config.executor_workers + config.max_queue)
+        state.request_timeout = config.request_timeout
         try:
             state.ctx = await asyncio.get_running_loop().run_in_executor(state.executor, config.load)
         except BaseException as exc:  # noqa: BLE001
@@ -155,9 +180,16 @@ def create_app(config: AppConfig) -> FastAPI:
                 include_in_schema=path.endswith("/") or route.path == path or "{" in path,
             )
     app.add_exception_handler(StarletteHTTPException, _http_exception)
-    app.add_middleware(RequestIdMiddleware)
+    if config.cors_origins:
+        # Never credentials with wildcard (or any) origins: browsers would send cookies cross-site.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"], allow_headers=["*"]
+        )
     if config.extend is not None:
-        config.extend(app)
+        config.extend(app)  # user middleware wraps the routes, inside DRUM's outer layer below
+    app.add_middleware(BodyPrefetchMiddleware)
+    app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_size)
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 

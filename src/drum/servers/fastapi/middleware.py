@@ -1,15 +1,18 @@
-"""DRUM's request middleware as a pure ASGI callable: request id, DRUM headers, error-request logging."""
+"""DRUM's request middleware, pure ASGI: request id and DRUM headers, error-request logging, body prefetch."""
 
 from __future__ import annotations
 
 import logging
 import time
 import uuid
+from collections.abc import Iterator, Mapping
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from drum import DRUM_COMPAT_VERSION
 from drum.observability.logging import request_id_var
+from drum.serving.request import QueryParams, RequestData, UploadedFile
 
 logger = logging.getLogger("drum.server")
 
@@ -61,3 +64,72 @@ class RequestIdMiddleware:
                     round(time.perf_counter() - started, 6),
                     request_id,
                 )
+
+
+class LazyFiles(Mapping):
+    """`request.state.files`: multipart file parts as `{"content", "filename", "content_type"}`, parsed on
+    first access (so requests that never look at them never pay for parsing)."""
+
+    def __init__(self, request: RequestData) -> None:
+        self.request = request
+
+    @property
+    def uploads(self) -> dict[str, UploadedFile]:
+        return self.request.files
+
+    def _as_dicts(self) -> dict[str, dict]:
+        return {
+            name: {"content": f.data, "filename": f.filename, "content_type": f.content_type}
+            for name, f in self.uploads.items()
+        }
+
+    def __getitem__(self, key: str) -> dict:
+        return self._as_dicts()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.uploads)
+
+    def __len__(self) -> int:
+        return len(self.uploads)
+
+
+class BodyPrefetchMiddleware:
+    """Reads the body once, before user middleware runs, into `request.state.body` (bytes) and
+    `request.state.files`; downstream `await request.body()` replays it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        request = RequestData(
+            method=scope["method"],
+            path=scope["path"],
+            body=body,
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+        )
+        state = scope.setdefault("state", {})
+        state["body"] = body
+        state["files"] = LazyFiles(request)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,26 @@
+"""Entry point of one uvicorn worker process (`drum server` with 2+ workers).
+
+The parent exports the command line in `DRUM_SERVER_ARGV`; each worker parses it again (the
+environment, runtime parameters included, is inherited), builds the same app and loads the model
+in its lifespan.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from fastapi import FastAPI
+
+
+def create_worker_app() -> FastAPI:
+    from drum.cli.parser import parse_args
+    from drum.cli.server import ARGV_ENV, app_config, build_context
+    from drum.observability.logging import setup_logging
+    from drum.servers.fastapi.app import create_app
+
+    options = parse_args(json.loads(os.environ[ARGV_ENV]))
+    setup_logging(options.logging_level or "warning")
+    os.environ["MAX_WORKERS"] = "1"
+    os.environ.pop("MLOPS_RUNTIME_PARAM_CUSTOM_MODEL_WORKERS", None)
+    return create_app(app_config(options, lambda: build_context(options)))

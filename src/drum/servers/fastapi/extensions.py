@@ -1,0 +1,154 @@
+"""User extensions of the FastAPI app: `custom_fastapi.py` in the code dir, and `custom_flask.py` refused.
+
+`custom_fastapi.py` (found anywhere under the code dir, at most one) must define `init_app(app)`.
+It is imported when the server starts and `init_app` is called with DRUM's fully built app before it
+serves, so it can add middleware (outermost, i.e. running before DRUM's own), routers, routes and
+exception handlers. Any failure stops startup with a `DrumCommonException`.
+
+A `custom_flask.py` is never silently ignored: alone it stops startup (it needs the Flask backend;
+ignoring it could, for instance, serve the model without the authentication it adds); next to a
+`custom_flask.py` the FastAPI one is loaded and a warning says the Flask one is not.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+from fastapi import FastAPI
+
+from drum.errors import DrumCommonException
+
+logger = logging.getLogger("drum.server.extensions")
+
+FASTAPI_EXTENSION_FILE = "custom_fastapi.py"
+FLASK_EXTENSION_FILE = "custom_flask.py"
+MODULE_NAME = "custom_fastapi"
+MIGRATION_HINT = (
+    "See the migration guide (custom_flask.py -> custom_fastapi.py): write the same hooks as "
+    "`init_app(app: FastAPI)`, e.g. @app.before_request -> a BaseHTTPMiddleware, Blueprint -> APIRouter."
+)
+
+#: Directories never searched: caches, VCS metadata and installed packages (vendored virtualenvs).
+_SKIPPED_DIRS = frozenset({"__pycache__", "site-packages", "dist-packages", "node_modules"})
+
+
+def find_files(code_dir: str | os.PathLike[str], name: str) -> list[Path]:
+    """Every file called `name` under `code_dir`, sorted; hidden dirs, caches and virtualenvs are skipped."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(code_dir):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in _SKIPPED_DIRS
+            and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
+        )
+        if name in files:
+            found.append(Path(root, name))
+    return sorted(found)
+
+
+def _find_one_extension(code_dir: str | os.PathLike[str]) -> Path | None:
+    paths = find_files(code_dir, FASTAPI_EXTENSION_FILE)
+    if len(paths) > 1:
+        listed = ", ".join(str(p) for p in paths)
+        raise DrumCommonException(
+            f"Found {len(paths)} {FASTAPI_EXTENSION_FILE} files in the code dir {code_dir}: {listed}. "
+            f"Only one {FASTAPI_EXTENSION_FILE} is allowed; remove or rename the others."
+        )
+    return paths[0] if paths else None
+
+
+def _import_extension(path: Path) -> ModuleType:
+    """Import `path` as module `custom_fastapi`, its directory first on sys.path (for its own imports)."""
+    from drum.model.compat import install_datarobot_drum_alias
+
+    install_datarobot_drum_alias()  # extensions may `from datarobot_drum import RuntimeParameters`
+    directory = str(path.parent)
+    if directory in sys.path:
+        sys.path.remove(directory)
+    sys.path.insert(0, directory)
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
+        raise DrumCommonException(f"Failed to import FastAPI extension from [{path}]: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    previous = sys.modules.get(MODULE_NAME)
+    sys.modules[MODULE_NAME] = module  # a fresh import, never a cached module of another code dir
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        if previous is not None:
+            sys.modules[MODULE_NAME] = previous
+        else:
+            sys.modules.pop(MODULE_NAME, None)
+        if not isinstance(exc, Exception):
+            raise
+        logger.error("Could not import %s", path, exc_info=True)
+        raise DrumCommonException(
+            f"Failed to import FastAPI extension from [{path}]: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def load_fastapi_extension(code_dir: str | os.PathLike[str]) -> Callable[[FastAPI], None] | None:
+    """Import the code dir's `custom_fastapi.py`; returns `extend(app)` calling its `init_app`, or None.
+
+    Raises `DrumCommonException` when there is more than one such file, when it cannot be imported
+    or has no callable `init_app`; the returned function raises it when `init_app` fails.
+    """
+    path = _find_one_extension(code_dir)
+    if path is None:
+        logger.info("No %s file detected in %s", FASTAPI_EXTENSION_FILE, code_dir)
+        return None
+    logger.info("Detected %s .. trying to load FastAPI extensions from %s", FASTAPI_EXTENSION_FILE, path)
+    module = _import_extension(path)
+    init_app = getattr(module, "init_app", None)
+    if not callable(init_app):
+        raise DrumCommonException(
+            f"Failed to load FastAPI extension from [{path}]: it must define a function `init_app(app)` "
+            "that receives DRUM's FastAPI app (and may add middleware, routers or exception handlers)."
+        )
+
+    def extend(app: FastAPI) -> None:
+        logger.debug("Calling init_app() from %s", path)
+        try:
+            init_app(app)
+        except Exception as exc:
+            logger.error("init_app() of %s failed", path, exc_info=True)
+            raise DrumCommonException(
+                f"Failed to apply FastAPI extensions from [{path}]: init_app(app) raised {type(exc).__name__}: {exc}"
+            ) from exc
+        logger.info("Successfully loaded FastAPI extensions from %s", path)
+
+    return extend
+
+
+def check_flask_extension(code_dir: str | os.PathLike[str]) -> None:
+    """Refuse a `custom_flask.py` the FastAPI server would have to ignore; warn when a FastAPI one replaces it."""
+    flask_paths = find_files(code_dir, FLASK_EXTENSION_FILE)
+    if not flask_paths:
+        return
+    listed = ", ".join(str(p) for p in flask_paths)
+    if find_files(code_dir, FASTAPI_EXTENSION_FILE):
+        logger.warning(
+            "%s is ignored: the FastAPI server loads %s instead (DRUM loads the extension of the selected "
+            "DRUM_SERVER_TYPE). Make sure %s does everything %s did.",
+            listed,
+            FASTAPI_EXTENSION_FILE,
+            FASTAPI_EXTENSION_FILE,
+            FLASK_EXTENSION_FILE,
+        )
+        return
+    raise DrumCommonException(
+        f"Found {listed}, a Flask extension, but drum is serving with FastAPI, which cannot load it. "
+        "drum refuses to start rather than ignore it (it may add authentication or routes the model "
+        f"relies on). Either migrate it to {FASTAPI_EXTENSION_FILE} next to it ({MIGRATION_HINT}), or run "
+        "the legacy Flask backend with DRUM_SERVER_TYPE=flask after `pip install 'drum[flask]'` (the Flask "
+        "backend is not available in this drum yet)."
+    )

@@ -1,0 +1,251 @@
+"""The access log: gunicorn's `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"` on stdout."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import time
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from drum.observability.access_log import (
+    ACCESS_LOG_FORMAT,
+    ACCESS_LOGGER_NAME,
+    AccessLogMiddleware,
+    format_access_line,
+    format_time,
+)
+
+LINE = re.compile(
+    r'^(?P<h>\S+) - (?P<u>\S+) \[(?P<t>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
+    r'"(?P<r>[^"]*)" (?P<s>\d{3}) (?P<b>\d+|-) "(?P<f>[^"]*)" "(?P<a>[^"]*)"$'
+)
+
+
+def scope(**overrides) -> dict:
+    base = {
+        "type": "http",
+        "method": "POST",
+        "path": "/predict/",
+        "raw_path": b"/predict/",
+        "query_string": b"",
+        "http_version": "1.1",
+        "client": ("10.1.2.3", 54321),
+        "headers": [],
+    }
+    return {**base, **overrides}
+
+
+def test_the_format_is_gunicorns():
+    assert ACCESS_LOG_FORMAT == '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+
+def test_line_with_every_atom():
+    line = format_access_line(
+        scope(
+            query_string=b"a=1&b=%20x",
+            headers=[(b"referer", b"http://app/page"), (b"user-agent", b"python-requests/2.32.3")],
+        ),
+        200,
+        27,
+        timestamp=0,
+    )
+    match = LINE.match(line)
+    assert match, line
+    assert match["h"] == "10.1.2.3"  # the address only, without the port
+    assert match["u"] == "-"
+    assert match["t"] == format_time(0)[1:-1]
+    assert match["r"] == "POST /predict/?a=1&b=%20x HTTP/1.1"
+    assert (match["s"], match["b"]) == ("200", "27")
+    assert (match["f"], match["a"]) == ("http://app/page", "python-requests/2.32.3")
+
+
+def test_missing_headers_and_client_are_dashes():
+    line = format_access_line(scope(method="GET", path="/ping/", raw_path=b"/ping/", client=None), 200, 0)
+    assert re.match(r'^- - - \[[^]]+\] "GET /ping/ HTTP/1.1" 200 0 "-" "-"$', line), line
+
+
+def test_raw_path_is_logged_as_received():
+    line = format_access_line(scope(path="/a b", raw_path=b"/a%20b"), 404, 10)
+    assert '"POST /a%20b HTTP/1.1" 404 10' in line
+
+
+def test_http_version_and_no_bytes():
+    line = format_access_line(scope(http_version="1.0"), 500, None)
+    assert '"POST /predict/ HTTP/1.0" 500 - "-"' in line
+
+
+def test_user_comes_from_basic_auth_as_in_gunicorn():
+    auth = "Basic " + base64.b64encode(b"alice:pw").decode()
+    assert LINE.match(format_access_line(scope(headers=[(b"authorization", auth.encode())]), 200, 1))["u"] == "alice"
+    for value in (b"Bearer abc", b"Basic !!!notbase64", b"Basic"):
+        assert LINE.match(format_access_line(scope(headers=[(b"authorization", value)]), 200, 1))["u"] == "-"
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_time_is_apache_common_log_format(utc):
+    assert format_time(1795441988) == "[23/Nov/2026:13:53:08 +0000]"
+
+
+def test_time_carries_the_local_offset(monkeypatch):
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    try:
+        assert format_time(1795441988) == "[23/Nov/2026:08:53:08 -0500]"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_time_matches_strftime_in_the_c_locale(utc):
+    now = time.time()
+    assert format_time(now) == time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now))
+
+
+# --- the middleware ----------------------------------------------------------------------------
+
+
+async def hello(request):
+    return PlainTextResponse("hello world")
+
+
+async def stream(request):
+    async def chunks():
+        for chunk in (b"abc", b"defg", b""):
+            yield chunk
+
+    return StreamingResponse(chunks())
+
+
+async def boom(request):
+    raise RuntimeError("boom")
+
+
+def make_client(enabled: bool = True) -> TestClient:
+    app = Starlette(
+        routes=[
+            Route("/hello", hello, methods=["GET", "HEAD", "POST"]),
+            Route("/stream", stream),
+            Route("/boom", boom),
+        ]
+    )
+    return TestClient(AccessLogMiddleware(app, enabled=enabled), raise_server_exceptions=False)
+
+
+def access_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line]
+
+
+def test_one_line_per_request_on_stdout(capsys):
+    client = make_client()
+    client.get("/hello?x=1", headers={"User-Agent": "ua/1.0", "Referer": "http://r/"})
+    client.post("/hello", content=b"abc")
+    lines = access_lines(capsys)
+    assert len(lines) == 2, lines
+    first = LINE.match(lines[0])
+    assert first, lines[0]
+    assert first["h"] == "testclient"
+    assert (first["r"], first["s"], first["b"]) == ("GET /hello?x=1 HTTP/1.1", "200", "11")
+    assert (first["f"], first["a"]) == ("http://r/", "ua/1.0")
+    assert LINE.match(lines[1])["r"] == "POST /hello HTTP/1.1"
+
+
+def test_not_found_and_streamed_bytes(capsys):
+    client = make_client()
+    assert client.get("/nope").status_code == 404
+    assert client.get("/stream").content == b"abcdefg"
+    lines = [LINE.match(line) for line in access_lines(capsys)]
+    assert [(m["s"], m["b"]) for m in lines] == [("404", "9"), ("200", "7")]
+
+
+def test_head_counts_no_body_bytes(capsys):
+    make_client().head("/hello")
+    (line,) = access_lines(capsys)
+    assert LINE.match(line)["b"] == "0"
+
+
+def test_an_error_answered_by_the_app_is_logged_with_its_bytes(capsys):
+    assert make_client().get("/boom").text == "Internal Server Error"
+    (line,) = access_lines(capsys)
+    match = LINE.match(line)
+    assert (match["r"], match["s"], match["b"]) == ("GET /boom HTTP/1.1", "500", "21")
+
+
+def test_an_app_that_raises_before_answering_is_logged_as_500_without_bytes(capsys):
+    async def crash(scope, receive, send):
+        raise RuntimeError("boom")
+
+    client = TestClient(AccessLogMiddleware(crash), raise_server_exceptions=False)
+    assert client.get("/crash").status_code == 500
+    (line,) = access_lines(capsys)
+    match = LINE.match(line)
+    assert (match["r"], match["s"], match["b"]) == ("GET /crash HTTP/1.1", "500", "-")
+
+
+def test_disabled_writes_nothing(capsys):
+    client = make_client(enabled=False)
+    assert client.get("/hello").text == "hello world"
+    assert access_lines(capsys) == []
+
+
+class Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_logger_is_plain_and_does_not_propagate(capsys):
+    make_client()
+    logger = logging.getLogger(ACCESS_LOGGER_NAME)
+    assert logger.propagate is False
+    assert logger.level == logging.INFO
+    make_client()  # a second middleware does not add a second handler
+    assert sum(type(h).__name__ == "_StdoutHandler" for h in logger.handlers) == 1
+    root = logging.getLogger()
+    recorder = Recorder()
+    root.addHandler(recorder)
+    old_level = root.level
+    root.setLevel(logging.CRITICAL)  # the access log does not depend on --logging-level
+    try:
+        make_client().get("/hello")
+    finally:
+        root.removeHandler(recorder)
+        root.setLevel(old_level)
+    assert recorder.records == []  # not through the root logger: no DRUM log prefix, not on stderr
+    out = capsys.readouterr()
+    assert re.search(r'^testclient - - \[[^]]+\] "GET /hello HTTP/1.1" 200 11 "-" "testclient"$', out.out, re.M)
+    assert out.err == ""
+
+
+def test_lifespan_passes_through(capsys):
+    with make_client():  # runs the lifespan
+        pass
+    assert access_lines(capsys) == []
+
+
+def test_utc_example_matches_the_documented_line(utc):
+    line = format_access_line(
+        scope(client=("127.0.0.1", 1), headers=[(b"user-agent", b"python-requests/2.28.0")]),
+        200,
+        1234,
+        timestamp=1768299332,
+    )
+    assert line == '127.0.0.1 - - [13/Jan/2026:10:15:32 +0000] "POST /predict/ HTTP/1.1" 200 1234 "-" "python-requests/2.28.0"'
+    assert os.environ["TZ"] == "UTC"

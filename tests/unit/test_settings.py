@@ -1,0 +1,71 @@
+"""The settings table: parsing, ranges, fallbacks, runtime parameter vs env precedence, README in sync."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from drum.config.settings import SETTINGS, SettingError, get_setting, settings_table
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def rp(value, type_="numeric"):
+    return json.dumps({"type": type_, "payload": value})
+
+
+def test_defaults_when_unset():
+    for setting in SETTINGS:
+        assert get_setting(setting.name, {}) == setting.default
+
+
+def test_runtime_parameter_wins_over_plain_env():
+    env = {"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_EXECUTOR_WORKERS": rp(2), "DRUM_FASTAPI_EXECUTOR_WORKERS": "3"}
+    assert get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS", env) == 2
+    assert get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS", {"DRUM_FASTAPI_EXECUTOR_WORKERS": "3"}) == 3
+
+
+@pytest.mark.parametrize("raw", ["0", "257", "many", "-1"])
+def test_out_of_range_int_warns_and_uses_default(raw):
+    warnings = []
+    value = get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS", {"DRUM_FASTAPI_EXECUTOR_WORKERS": raw}, warnings.append)
+    assert value == 4
+    assert "DRUM_FASTAPI_EXECUTOR_WORKERS" in warnings[0] and "1..256" in warnings[0]
+
+
+def test_bool_and_choice_parsing():
+    assert get_setting("DRUM_FASTAPI_ENABLE_DOCS", {"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_ENABLE_DOCS": rp(True, "boolean")})
+    assert get_setting("DRUM_FASTAPI_ENABLE_DOCS", {"DRUM_FASTAPI_ENABLE_DOCS": "yes"}) is True
+    assert get_setting("DRUM_UVICORN_LOOP", {"DRUM_UVICORN_LOOP": "AsyncIO"}) == "asyncio"
+    warnings = []
+    assert get_setting("DRUM_UVICORN_LOOP", {"DRUM_UVICORN_LOOP": "trio"}, warnings.append) == "auto"
+    assert "auto, asyncio, uvloop" in warnings[0]
+    server = {"MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE": rp("FastAPI", "string")}
+    assert get_setting("DRUM_SERVER_TYPE", server) == "fastapi"
+
+
+def test_malformed_runtime_parameter_falls_back():
+    warnings = []
+    env = {"MLOPS_RUNTIME_PARAM_DRUM_CLIENT_REQUEST_TIMEOUT": "30"}
+    assert get_setting("DRUM_CLIENT_REQUEST_TIMEOUT", env, warnings.append) == 600
+    assert warnings
+
+
+def test_missing_tls_file_is_a_startup_error(tmp_path):
+    with pytest.raises(SettingError, match="file not found"):
+        get_setting("DRUM_SSL_CERTFILE", {"DRUM_SSL_CERTFILE": str(tmp_path / "nope.pem")})
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    assert get_setting("DRUM_SSL_CERTFILE", {"DRUM_SSL_CERTFILE": str(cert)}) == str(cert)
+
+
+def test_secret_values_are_not_logged():
+    warnings = []
+    setting = next(s for s in SETTINGS if s.name == "DRUM_SSL_KEYFILE_PASSWORD")
+    assert setting.type == "secret"
+    assert get_setting("DRUM_SSL_KEYFILE_PASSWORD", {"DRUM_SSL_KEYFILE_PASSWORD": "hunter2"}, warnings.append) == "hunter2"
+    assert not warnings
+
+
+def test_readme_table_is_generated_from_settings():
+    assert settings_table() in README.read_text()
