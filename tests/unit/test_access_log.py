@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import os
 import re
 import time
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from drum.observability.access_log import (
     ACCESS_LOG_FORMAT,
@@ -23,7 +24,7 @@ from drum.observability.access_log import (
 )
 
 LINE = re.compile(
-    r'^(?P<h>\S+) - (?P<u>\S+) \[(?P<t>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
+    r"^(?P<h>\S+) - (?P<u>\S+) \[(?P<t>\d{2}/[A-Z][a-z]{2}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] "
     r'"(?P<r>[^"]*)" (?P<s>\d{3}) (?P<b>\d+|-) "(?P<f>[^"]*)" "(?P<a>[^"]*)"$'
 )
 
@@ -135,7 +136,33 @@ async def boom(request):
     raise RuntimeError("boom")
 
 
-def make_client(enabled: bool = True) -> TestClient:
+class Client:
+    """A synchronous client calling an ASGI app in-process (client address "testclient")."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def request(self, method: str, url: str, **kwargs) -> httpx.Response:
+        async def go() -> httpx.Response:
+            transport = httpx.ASGITransport(self.app, raise_app_exceptions=False, client=("testclient", 50000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+                kwargs.setdefault("headers", {})
+                kwargs["headers"].setdefault("User-Agent", "testclient")
+                return await client.request(method, url, **kwargs)
+
+        return asyncio.run(go())
+
+    def get(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def head(self, url: str, **kwargs) -> httpx.Response:
+        return self.request("HEAD", url, **kwargs)
+
+
+def make_client(enabled: bool = True) -> Client:
     app = Starlette(
         routes=[
             Route("/hello", hello, methods=["GET", "HEAD", "POST"]),
@@ -143,7 +170,7 @@ def make_client(enabled: bool = True) -> TestClient:
             Route("/boom", boom),
         ]
     )
-    return TestClient(AccessLogMiddleware(app, enabled=enabled), raise_server_exceptions=False)
+    return Client(AccessLogMiddleware(app, enabled=enabled))
 
 
 def access_lines(capsys) -> list[str]:
@@ -189,7 +216,7 @@ def test_an_app_that_raises_before_answering_is_logged_as_500_without_bytes(caps
     async def crash(scope, receive, send):
         raise RuntimeError("boom")
 
-    client = TestClient(AccessLogMiddleware(crash), raise_server_exceptions=False)
+    client = Client(AccessLogMiddleware(crash))
     assert client.get("/crash").status_code == 500
     (line,) = access_lines(capsys)
     match = LINE.match(line)
@@ -235,8 +262,19 @@ def test_logger_is_plain_and_does_not_propagate(capsys):
 
 
 def test_lifespan_passes_through(capsys):
-    with make_client():  # runs the lifespan
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    async def receive():
+        return {"type": "lifespan.startup"}
+
+    async def send(message):
         pass
+
+    asyncio.run(AccessLogMiddleware(app)({"type": "lifespan"}, receive, send))
+    assert seen == ["lifespan"]
     assert access_lines(capsys) == []
 
 
@@ -247,5 +285,8 @@ def test_utc_example_matches_the_documented_line(utc):
         1234,
         timestamp=1768299332,
     )
-    assert line == '127.0.0.1 - - [13/Jan/2026:10:15:32 +0000] "POST /predict/ HTTP/1.1" 200 1234 "-" "python-requests/2.28.0"'
+    expected = '127.0.0.1 - - [13/Jan/2026:10:15:32 +0000] "POST /predict/ HTTP/1.1" 200 1234 "-" ' + (
+        '"python-requests/2.28.0"'
+    )
+    assert line == expected
     assert os.environ["TZ"] == "UTC"

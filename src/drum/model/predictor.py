@@ -124,18 +124,20 @@ class Predictor:
         return model
 
     def _load_artifact(self) -> Any:
+        """Load the one top-level artifact with the first predictor (in DRUM's order) that can load it."""
         predictors = artifact_predictors()
-        extensions = tuple(sorted({p.extension for p in predictors} | {".h5", ".onnx", ".pth", ".pkl"}))
+        extensions = tuple(sorted({p.extension for p in predictors}))
         path = find_model_artifact(self.config.code_dir, extensions)
         supporting = [p for p in predictors if p.supports_file(path)]
         for predictor in supporting:
             if predictor.can_load(path):
-                return call("Could not load model from the artifact file.", predictor.load, path)
+                return call("Could not load model from the artifact file.", predictor.load, str(path))
         if supporting:
-            frameworks = ", ".join(f"{p.name} (pip install 'drum[{p.extra}]')" for p in supporting)
+            # DRUM's text, with the extra that installs each framework instead of its requirement list.
+            frameworks = "\n".join(f"Framework: {p.name}, requirements: {p.install_hint}" for p in supporting)
             raise DrumCommonException(
-                f"The following frameworks support this model artifact but could not load the model. "
-                f"Check if requirements are missing: {frameworks}"
+                "\nThe following frameworks support this model artifact\n"
+                f"but could not load the model. Check if requirements are missing\n{frameworks}"
             )
         raise DrumCommonException(
             f"\n\n{RUNNING_LANG_MSG}\nCould not load model from artifact file {path}. "

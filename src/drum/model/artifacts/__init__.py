@@ -7,12 +7,24 @@ extra only disables that framework.
 from __future__ import annotations
 
 from drum.model.artifacts.base import ArtifactPredictor
+from drum.model.artifacts.keras import KerasPredictor
+from drum.model.artifacts.onnx import ONNXPredictor
 from drum.model.artifacts.sklearn import SKLearnPredictor
+from drum.model.artifacts.torch import PyTorchPredictor
+from drum.model.artifacts.xgboost import XGBoostPredictor
 
 
 def artifact_predictors() -> list[ArtifactPredictor]:
-    """All built-in predictors in DRUM's lookup order."""
-    return [SKLearnPredictor()]
+    """All built-in predictors in DRUM's lookup order (scikit-learn late: pipelines overlap with others)."""
+    return [KerasPredictor(), XGBoostPredictor(), PyTorchPredictor(), SKLearnPredictor(), ONNXPredictor()]
 
 
-__all__ = ["ArtifactPredictor", "artifact_predictors"]
+__all__ = [
+    "ArtifactPredictor",
+    "KerasPredictor",
+    "ONNXPredictor",
+    "PyTorchPredictor",
+    "SKLearnPredictor",
+    "XGBoostPredictor",
+    "artifact_predictors",
+]

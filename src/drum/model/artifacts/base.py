@@ -1,7 +1,9 @@
-"""The interface every built-in artifact predictor implements."""
+"""The interface every built-in artifact predictor implements, and helpers they share."""
 
 from __future__ import annotations
 
+import pickle
+import sys
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,45 @@ import numpy as np
 
 from drum.errors import DrumCommonException
 from drum.model.target import TargetType
+
+#: Top-level module of a framework -> the extra that installs it (used in "install it" hints).
+FRAMEWORK_EXTRAS = {
+    "sklearn": "sklearn",
+    "xgboost": "xgboost",
+    "torch": "torch",
+    "keras": "keras",
+    "tensorflow": "keras",
+    "onnxruntime": "onnx",
+}
+
+
+def install_hint(extra: str) -> str:
+    return f"pip install 'drum[{extra}]'"
+
+
+def modules_loaded(*names: str) -> bool:
+    """Whether any of these top-level modules is imported.
+
+    A model object of a framework cannot exist unless its module was imported (unpickling imports it),
+    so "can use" checks look here first instead of importing a heavy framework just to answer no.
+    """
+    return any(name in sys.modules for name in names)
+
+
+def load_pickle(path: str | Path) -> Any:
+    """DRUM's pickle loading (latin1 first); a missing framework module names the extra to install."""
+    with open(path, "rb") as f:
+        try:
+            try:
+                return pickle.load(f, encoding="latin1")
+            except TypeError:
+                f.seek(0)
+                return pickle.load(f)
+        except ModuleNotFoundError as exc:
+            extra = FRAMEWORK_EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            raise ModuleNotFoundError(f"{exc.msg}; install it with: {install_hint(extra)}", name=exc.name) from None
 
 
 class ArtifactPredictor(ABC):
@@ -40,6 +81,15 @@ class ArtifactPredictor(ABC):
         self, data: Any, model: Any, target_type: TargetType, labels: list[str] | None
     ) -> tuple[np.ndarray, list[Any] | None]:
         """Raw predictions and the model's own labels (None when the model has none)."""
+
+    @property
+    def install_hint(self) -> str:
+        return install_hint(self.extra)
+
+    def unsupported_target(self, target_type: TargetType) -> DrumCommonException:
+        return DrumCommonException(
+            f"Target type '{target_type.value}' is not supported by '{type(self).__name__}' predictor"
+        )
 
     @staticmethod
     def check_labels(target_type: TargetType, class_labels: list[str] | None, binary: list | None) -> None:

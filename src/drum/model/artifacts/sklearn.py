@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drum.errors import DrumCommonException
-from drum.model.artifacts.base import ArtifactPredictor
+from drum.model.artifacts.base import ArtifactPredictor, load_pickle, modules_loaded
 from drum.model.target import TargetType
 
 
@@ -25,16 +23,15 @@ class SKLearnPredictor(ArtifactPredictor):
             return False
         return True
 
+    def can_load(self, path: str | Path) -> bool:
+        # As in DRUM: any pickle loads (even without scikit-learn), so a `score` hook can use any object.
+        return self.supports_file(path)
+
     def load(self, path: str | Path) -> Any:
-        with open(path, "rb") as f:
-            try:
-                return pickle.load(f, encoding="latin1")
-            except TypeError:
-                f.seek(0)
-                return pickle.load(f)
+        return load_pickle(path)
 
     def can_use(self, model: Any) -> bool:
-        if not self.framework_present():
+        if not modules_loaded("sklearn") or not self.framework_present():
             return False
         from sklearn.base import BaseEstimator
 
@@ -48,6 +45,4 @@ class SKLearnPredictor(ArtifactPredictor):
             return model.predict_proba(data), model_labels
         if target_type in (TargetType.REGRESSION, TargetType.ANOMALY, TargetType.GEO_POINT):
             return model.predict(data), None
-        raise DrumCommonException(
-            f"Target type '{target_type.value}' is not supported by 'SKLearnPredictor' predictor"
-        )
+        raise self.unsupported_target(target_type)

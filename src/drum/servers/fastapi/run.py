@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import signal
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,13 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str, workers: int 
 def serve(app: Any, host: str, port: int, log_level: str = "warning") -> ServeResult:
     """One process: serve until SIGINT/SIGTERM (graceful)."""
     server = uvicorn.Server(uvicorn_config(app, host, port, log_level))
-    server.run()
+    # uvicorn re-raises the signal it stopped on to the previous handler: make SIGTERM's a no-op so a
+    # graceful stop exits 0 instead of being killed by the default handler.
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return ServeResult(server.started)
 
 
