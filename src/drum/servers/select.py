@@ -12,6 +12,8 @@ FLASK_NAMES = ("flask", "werkzeug", "gunicorn")
 def select_server() -> str:
     """Returns "fastapi"; a Flask server type is refused with a clear error (no Flask backend here)."""
     server_type = get_setting("DRUM_SERVER_TYPE")
+    if server_type is None and not get_setting("DRUM_FASTAPI_ENABLED"):
+        server_type = "flask"  # the rollout flag turned FastAPI off
     if server_type is None or server_type in FASTAPI_NAMES:
         return "fastapi"
     raise DrumCommonException(

@@ -29,8 +29,8 @@ class Route:
     name: str
     #: OpenTelemetry span name, if DRUM traces this route.
     span: str | None = None
-    #: Health routes answer from the event loop, never queued behind predictions.
-    health: bool = False
+    #: Cheap routes (health, metadata) answer from the event loop, never queued behind predictions.
+    on_loop: bool = False
     #: Still answered (with 513) when the model failed to load and `--with-error-server` is on.
     error_server: bool = False
     #: Prediction routes whose wall time goes to `/stats/` time_info.
@@ -52,7 +52,7 @@ class Route:
 
 
 def _health(path: str, handler: Handler, name: str) -> Route:
-    return Route(path, ("GET",), handler, name, health=True, error_server=True)
+    return Route(path, ("GET",), handler, name, on_loop=True, error_server=True)
 
 
 def _scoring(path: str, handler: Handler, name: str, span: str) -> Route:
@@ -67,9 +67,9 @@ ROUTES: tuple[Route, ...] = (
     _health("/", handlers.ping, "ping"),
     _health("/ping/", handlers.ping, "ping"),
     _health("/health/", handlers.health, "health"),
-    Route("/info/", ("GET",), handlers.info, "info"),
-    Route("/capabilities/", ("GET",), handlers.capabilities, "capabilities"),
-    Route("/stats/", ("GET",), handlers.stats, "stats"),
+    Route("/info/", ("GET",), handlers.info, "info", on_loop=True),
+    Route("/capabilities/", ("GET",), handlers.capabilities, "capabilities", on_loop=True),
+    Route("/stats/", ("GET",), handlers.stats, "stats", on_loop=True),
     _scoring("/predictions/", handlers.predict, "predict", "drum.invocations"),
     _scoring("/predict/", handlers.predict, "predict", "drum.invocations"),
     _scoring("/invocations", handlers.predict, "predict", "drum.invocations"),

@@ -34,7 +34,7 @@ def modules_loaded(*names: str) -> bool:
     A model object of a framework cannot exist unless its module was imported (unpickling imports it),
     so "can use" checks look here first instead of importing a heavy framework just to answer no.
     """
-    return any(name in sys.modules for name in names)
+    return any(sys.modules.get(name) is not None for name in names)
 
 
 def load_pickle(path: str | Path) -> Any:

@@ -118,7 +118,7 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
             req.path_params = dict(request.path_params)
         else:
             req = _request_data(request, await request.body())
-        if route.health:
+        if route.on_loop:
             return to_response(_run_handler(state, route, req))
         assert state.admission is not None
         context = contextvars.copy_context()
