@@ -52,4 +52,8 @@ def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
         from drum.cli import score
 
         return score.run(options)
+    if command == "new":
+        from drum.cli import new_model
+
+        return new_model.run(options)
     raise DrumCommonException(f"'drum {command}' is not available in this drum yet; use 'server' or 'score'.")

@@ -37,5 +37,6 @@ def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]
         negative_class_label=resolved.negative_class_label,
         class_labels=resolved.class_labels,
         language=language,
+        type_schema=(metadata or {}).get("typeSchema") or None,
     )
     return config, metadata

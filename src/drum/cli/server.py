@@ -21,6 +21,7 @@ from drum.model.deployment_config import read_deployment_config
 from drum.model.predictor import Predictor
 from drum.observability.stats import RequestTimes
 from drum.servers.fastapi.app import AppConfig, create_app, error_context
+from drum.servers.fastapi.extensions import check_flask_extension, load_fastapi_extension
 from drum.servers.fastapi.run import STARTUP_FAILURE, serve, serve_workers
 from drum.servers.select import select_server
 from drum.serving.handlers import ServingContext
@@ -74,6 +75,8 @@ def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) 
         with_error_server=bool(options.with_error_server),
         enable_docs=get_setting("DRUM_FASTAPI_ENABLE_DOCS"),
         cors_origins=origins,
+        access_log=get_setting("DRUM_ACCESS_LOG"),
+        extend=load_fastapi_extension(options.code_dir),
         on_load_error=lambda exc: report_load_error(exc, options),
     )
 
@@ -90,9 +93,11 @@ def report_load_error(exc: BaseException, options: argparse.Namespace) -> None:
 
 def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     select_server()
+    check_flask_extension(options.code_dir)
     host, port = parse_address(options.address)
     workers = max(1, int(getattr(options, "max_workers", 0) or 0))
     if workers > 1:
+        load_fastapi_extension(options.code_dir)  # a broken extension fails here, once, before workers start
         environ = {ARGV_ENV: json.dumps(argv if argv is not None else sys.argv[1:])}
         result = serve_workers(WORKER_FACTORY, workers, host, port, options.logging_level, environ)
         if result.failed_workers:

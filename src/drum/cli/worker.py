@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 def create_worker_app() -> FastAPI:
     from drum.cli.parser import parse_args
-    from drum.cli.server import ARGV_ENV, app_config, build_context
+    from drum.cli.server import ARGV_ENV, app_config, build_context, report_load_error
     from drum.observability.logging import setup_logging
     from drum.servers.fastapi.app import create_app
 
@@ -23,4 +23,8 @@ def create_worker_app() -> FastAPI:
     setup_logging(options.logging_level or "warning")
     os.environ["MAX_WORKERS"] = "1"
     os.environ.pop("MLOPS_RUNTIME_PARAM_CUSTOM_MODEL_WORKERS", None)
-    return create_app(app_config(options, lambda: build_context(options)))
+    try:
+        return create_app(app_config(options, lambda: build_context(options)))
+    except Exception as exc:  # e.g. custom_fastapi.py's init_app failing: stop, do not restart forever
+        report_load_error(exc, options)
+        raise

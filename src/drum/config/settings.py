@@ -133,6 +133,10 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0, maximum=100000,
     ),
     Setting(
+        "DRUM_ACCESS_LOG", "bool", True,
+        "One line per request on stdout in gunicorn's access-log format.",
+    ),
+    Setting(
         "DRUM_CORS_ENABLED", "bool", False,
         "Add CORS middleware (allowed origins from DRUM_CORS_ORIGINS; credentials are never allowed).",
     ),

@@ -10,10 +10,10 @@ import inspect
 import itertools
 import logging
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -28,6 +28,7 @@ from drum.model.compat import install_datarobot_drum_alias
 from drum.model.hooks import Hooks, call, fail, load_hooks
 from drum.model.marshalling import marshal_predictions, request_labels, split_extra_output
 from drum.model.target import TargetType
+from drum.model.typeschema import SchemaValidator
 
 logger = logging.getLogger("drum.model.predictor")
 
@@ -44,6 +45,8 @@ class ModelConfig:
     negative_class_label: str | None = None
     class_labels: list[str] | None = None
     language: str = "python"
+    #: `typeSchema` of model-metadata.yaml; transform outputs are validated against it.
+    type_schema: dict | None = None
 
 
 @dataclass
@@ -89,8 +92,8 @@ class Predictor:
                     "workflow target."
                 )
         self.hooks = load_hooks(code_dir, self.target_type)
-        if code_dir not in os.sys.path:
-            os.sys.path.append(code_dir)
+        if code_dir not in sys.path:
+            sys.path.append(code_dir)
         try:
             self.model = self._load_model()
         except DrumException as exc:
@@ -223,7 +226,21 @@ class Predictor:
         target_binary_data: bytes | None = None,
         target_mimetype: str | None = None,
     ) -> tuple[pd.DataFrame, Any]:
-        """Transform target type: returns (transformed X, target echoed unchanged)."""
+        """Transform target type: returns (transformed X, target echoed unchanged); X is checked against
+        the typeSchema output requirements (DrumSchemaValidationException)."""
+        out, target = self._transform(binary_data, mimetype, sparse_colnames, target_binary_data, target_mimetype)
+        if self.target_type == TargetType.TRANSFORM and self.config.type_schema:
+            SchemaValidator(self.config.type_schema).validate_outputs(out)
+        return out, target
+
+    def _transform(
+        self,
+        binary_data: bytes,
+        mimetype: str | None,
+        sparse_colnames: list[str] | None,
+        target_binary_data: bytes | None,
+        target_mimetype: str | None,
+    ) -> tuple[pd.DataFrame, Any]:
         data = self.load_data(binary_data, mimetype, sparse_colnames)
         target = None
         if target_binary_data:
@@ -355,6 +372,3 @@ class Predictor:
             "supported_methods": {"chat": self.supports_chat()},
         }
 
-
-def code_dir_path(path: str | Path) -> str:
-    return os.path.realpath(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import sys
 from abc import ABC, abstractmethod
@@ -35,6 +36,14 @@ def modules_loaded(*names: str) -> bool:
     so "can use" checks look here first instead of importing a heavy framework just to answer no.
     """
     return any(sys.modules.get(name) is not None for name in names)
+
+
+def module_installed(name: str) -> bool:
+    """Whether a top-level module can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def load_pickle(path: str | Path) -> Any:

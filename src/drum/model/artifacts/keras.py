@@ -1,13 +1,13 @@
 """Keras models saved as HDF5 (`.h5`).
 
-Keras 3 loads legacy `.h5` files on any backend. When `KERAS_BACKEND` is unset and PyTorch is
-installed, the torch backend is chosen (set before keras is first imported), so `drum[keras]` needs no
-TensorFlow; without keras 3, TensorFlow's bundled `tensorflow.keras` is used.
+Keras 3 loads legacy `.h5` files on any backend. When `KERAS_BACKEND` is unset, PyTorch is installed
+and TensorFlow is not, the torch backend is chosen (set before keras is first imported), so
+`drum[keras]` needs no TensorFlow; with TensorFlow installed keras keeps its default (TensorFlow, as
+DRUM). Without keras 3, TensorFlow's bundled `tensorflow.keras` is used.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,19 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from drum.model.artifacts.base import ArtifactPredictor, modules_loaded
+from drum.model.artifacts.base import ArtifactPredictor, module_installed, modules_loaded
 from drum.model.target import TargetType
 
 
 def import_keras() -> ModuleType | None:
     """The keras module to use, or None when neither keras nor tensorflow can be imported."""
-    if "KERAS_BACKEND" not in os.environ and "keras" not in sys.modules:
-        try:
-            has_torch = importlib.util.find_spec("torch") is not None
-        except ValueError:
-            has_torch = False
-        if has_torch and importlib.util.find_spec("tensorflow") is None:
-            os.environ["KERAS_BACKEND"] = "torch"
+    if (
+        "KERAS_BACKEND" not in os.environ
+        and "keras" not in sys.modules
+        and module_installed("torch")
+        and not module_installed("tensorflow")
+    ):
+        os.environ["KERAS_BACKEND"] = "torch"
     try:
         import keras
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from drum.model.artifacts.base import ArtifactPredictor, load_pickle, modules_loaded
+from drum.model.artifacts.base import ArtifactPredictor, load_pickle, module_installed, modules_loaded
 from drum.model.target import TargetType
 
 
@@ -26,6 +26,11 @@ class XGBoostPredictor(ArtifactPredictor):
         except ImportError:
             return False
         return True
+
+    def can_load(self, path: str | Path) -> bool:
+        # Loading is the same pickle.load as scikit-learn's, so only check that xgboost is installed
+        # (without the slow import: a scikit-learn pickle must not pay for it).
+        return self.supports_file(path) and module_installed("xgboost")
 
     def load(self, path: str | Path) -> Any:
         return load_pickle(path)

@@ -21,6 +21,8 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from drum.observability.access_log import AccessLogMiddleware
+from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddleware
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
 from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
@@ -49,6 +51,7 @@ class AppConfig:
     with_error_server: bool = False
     enable_docs: bool = False
     cors_origins: list[str] | None = None
+    access_log: bool = False
     #: Called with the load exception when the model fails and there is no error server.
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
@@ -140,6 +143,7 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
 
 def create_app(config: AppConfig) -> FastAPI:
     state = DrumState()
+    flusher = StdoutFlusher()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -156,10 +160,12 @@ def create_app(config: AppConfig) -> FastAPI:
                 raise
             logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
             state.ctx = error_context(exc)
+        flusher.start()
         try:
             yield
         finally:
             state.executor.shutdown(wait=True, cancel_futures=True)
+            flusher.stop()
 
     docs = config.enable_docs
     app = FastAPI(
@@ -190,6 +196,8 @@ def create_app(config: AppConfig) -> FastAPI:
     app.add_middleware(BodyPrefetchMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_size)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(StdoutFlusherMiddleware, flusher=flusher)
+    app.add_middleware(AccessLogMiddleware, enabled=config.access_log)
     return app
 
 
