@@ -68,4 +68,5 @@ def test_secret_values_are_not_logged():
 
 
 def test_readme_table_is_generated_from_settings():
+    """Run `python tools/update_readme.py` when this fails."""
     assert settings_table() in README.read_text()

@@ -71,7 +71,8 @@ GiB = 1024**3
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DRUM_SERVER_TYPE", "choice", None,
-        "HTTP server: fastapi/uvicorn (default) or the legacy Flask servers flask/werkzeug/gunicorn.",
+        "HTTP server: fastapi/uvicorn (default). The legacy Flask values are refused with a clear error: "
+        "this drum has no Flask backend yet.",
         choices=("fastapi", "uvicorn", "flask", "werkzeug", "gunicorn"),
     ),
     Setting(
