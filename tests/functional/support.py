@@ -14,10 +14,11 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,15 +89,40 @@ def serve(
 
     `setup(code_dir)` may add binary artifacts (pickles) before the server starts.
     """
+    server = _start(tmp_path_factory, files, args, env, prefix, name, setup)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _start(
+    tmp_path_factory: pytest.TempPathFactory,
+    files: dict[str, str],
+    args: tuple[str, ...],
+    env: dict[str, str] | None,
+    prefix: str,
+    name: str,
+    setup,
+) -> DrumServer:
     base = tmp_path_factory.mktemp(name)
     code_dir = write_model(base / "code", files)
     if setup is not None:
         setup(code_dir)
     server = start_server(code_dir, list(args), base / "server.log", env=env, prefix=prefix)
     server.code_dir = code_dir
-    try:
-        yield server
-    finally:
+    return server
+
+
+def stop_all(servers: list[DrumServer]) -> None:
+    """Signal every server first, then wait for each: shutdowns overlap instead of queueing."""
+    for server in servers:
+        if server.process.poll() is None:
+            try:
+                os.killpg(server.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for server in servers:
         server.stop()
 
 
@@ -105,17 +131,27 @@ def server_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """`get(key, files, *args, **kwargs)`: start a server the first time a key is asked for, reuse it after.
 
     For module-scoped fixtures whose tests are parametrized over server variants: each variant starts
-    once per worker however the tests are distributed.
+    once per worker however the tests are distributed. All are stopped when the pool closes.
     """
     servers: dict[object, DrumServer] = {}
-    with ExitStack() as stack:
 
-        def get(key: object, files: dict[str, str], *args: str, **kwargs) -> DrumServer:
-            if key not in servers:
-                servers[key] = stack.enter_context(serve(tmp_path_factory, files, *args, **kwargs))
-            return servers[key]
+    def get(
+        key: object,
+        files: dict[str, str],
+        *args: str,
+        env: dict[str, str] | None = None,
+        prefix: str = "",
+        name: str = "model",
+        setup=None,
+    ) -> DrumServer:
+        if key not in servers:
+            servers[key] = _start(tmp_path_factory, files, args, env, prefix, name, setup)
+        return servers[key]
 
+    try:
         yield get
+    finally:
+        stop_all(list(servers.values()))
 
 
 def wait_for_exit(server: DrumServer, timeout: float = 60) -> int:

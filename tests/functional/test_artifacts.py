@@ -36,7 +36,7 @@ RNG = np.random.RandomState(0)
 TRAIN = pd.DataFrame(RNG.rand(30, 3) * 10, columns=["x1", "x2", "x3"])
 SCORE = TRAIN.x1 - TRAIN.x2 + 0.3 * TRAIN.x3
 Y_REG = SCORE + RNG.rand(30)
-Y_BIN = (SCORE > SCORE.median()).astype(int)
+Y_BIN = (SCORE.median() < SCORE).astype(int)
 Y_MULTI = np.digitize(SCORE, np.quantile(SCORE, [1 / 3, 2 / 3]))  # 0, 1, 2
 ABC = np.array(["a", "b", "c"])
 
@@ -70,6 +70,8 @@ class Case:
     args: list[str]
     predictor: str
     files: dict[str, str] = field(default_factory=dict)
+    #: One float32 probability column: DRUM computes the complement `1 - p` in float32.
+    single_float32_column: bool = False
 
 
 def _pickle(obj, path: Path) -> None:
@@ -110,6 +112,29 @@ def sklearn_multiclass(code_dir: Path) -> bytes:
     model = LogisticRegression().fit(TRAIN, np.array(["c", "a", "b"])[Y_MULTI])
     _pickle(model, code_dir / "model.pkl")
     return classes_body(model.predict_proba(hooked(DATA)), ["a", "b", "c"])
+
+
+JOBLIB_HOOK = {
+    "custom.py": """
+        import os
+
+        import joblib
+
+
+        def load_model(code_dir):
+            return joblib.load(os.path.join(code_dir, "model.joblib"))
+    """
+}
+
+
+def sklearn_joblib_with_load_model_hook(code_dir: Path) -> bytes:
+    """`.joblib` has no built-in loader; the hook loads it and the scikit-learn predictor scores it."""
+    import joblib
+    from sklearn.tree import DecisionTreeRegressor
+
+    model = DecisionTreeRegressor(max_depth=3, random_state=0).fit(TRAIN, Y_REG)
+    joblib.dump(model, code_dir / "model.joblib")
+    return single_body(model.predict(DATA))
 
 
 # --- XGBoost ---------------------------------------------------------------------------------------
@@ -303,7 +328,8 @@ def _keras_model(units: int, activation: str | None, seed: int):
 
     keras = import_keras()
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(units, activation=activation)])
+    hidden = keras.layers.Dense(4, activation="tanh")
+    return keras.Sequential([keras.Input((3,)), hidden, keras.layers.Dense(units, activation=activation)])
 
 
 def keras_regression(code_dir: Path) -> bytes:
@@ -329,7 +355,10 @@ CASES: dict[str, Case] = {
     "sklearn_regression_hook": Case(sklearn_regression, REGRESSION, "scikit-learn", HOOK),
     "sklearn_binary": Case(sklearn_binary_labels_in_model_order, BINARY, "scikit-learn"),
     "sklearn_multiclass_hook": Case(sklearn_multiclass, MULTICLASS, "scikit-learn", HOOK),
-    "xgboost_booster_binary": Case(xgboost_booster_binary, BINARY, "xgboost"),
+    "sklearn_joblib_load_model_hook": Case(
+        sklearn_joblib_with_load_model_hook, REGRESSION, "scikit-learn", JOBLIB_HOOK
+    ),
+    "xgboost_booster_binary": Case(xgboost_booster_binary, BINARY, "xgboost", single_float32_column=True),
     "xgboost_booster_multiclass_hook": Case(xgboost_booster_multiclass, MULTICLASS, "xgboost", HOOK),
     "xgboost_booster_regression": Case(xgboost_booster_regression, REGRESSION, "xgboost"),
     "xgboost_pipeline_regression_hook": Case(xgboost_pipeline_regression, REGRESSION, "xgboost", HOOK),
@@ -338,14 +367,16 @@ CASES: dict[str, Case] = {
         xgboost_bare_classifier, ["--target-type", "multiclass", "--class-labels", "0", "1", "2"], "scikit-learn"
     ),
     "torch_regression_hook": Case(torch_regression, REGRESSION, "torch", HOOK),
-    "torch_binary_single_column": Case(torch_binary_single_column, BINARY, "torch"),
+    "torch_binary_single_column": Case(torch_binary_single_column, BINARY, "torch", single_float32_column=True),
     "torch_multiclass_own_class": Case(torch_multiclass_own_class, MULTICLASS, "torch"),
     "onnx_regression_hook": Case(onnx_regression, REGRESSION, "onnx", HOOK),
     "onnx_binary_zipmap": Case(onnx_binary_zipmap_positional, BINARY, "onnx"),
-    "onnx_binary_single_column": Case(onnx_binary_single_column, BINARY, "onnx"),
+    "onnx_binary_single_column": Case(onnx_binary_single_column, BINARY, "onnx", single_float32_column=True),
     "onnx_multiclass_zipmap_hook": Case(onnx_multiclass_zipmap, MULTICLASS, "onnx", HOOK),
     "keras_regression": Case(keras_regression, REGRESSION, "keras"),
-    "keras_binary_single_column_hook": Case(keras_binary_single_column, BINARY, "keras", HOOK),
+    "keras_binary_single_column_hook": Case(
+        keras_binary_single_column, BINARY, "keras", HOOK, single_float32_column=True
+    ),
     "keras_multiclass": Case(keras_multiclass, MULTICLASS, "keras"),
 }
 
@@ -466,33 +497,54 @@ def test_no_artifact(tmp_path):
         server.stop()
 
 
+def _state_dict() -> bytes:
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(torch.nn.Linear(3, 1).state_dict(), buffer)  # weights only: not a module
+    return buffer.getvalue()
+
+
 @pytest.mark.parametrize(
-    ("filename", "exception"),
+    ("filename", "content", "message"),
     [
-        ("model.pkl", "UnpicklingError(\"invalid load key, 'n'.\")"),
-        ("model.pth", "UnpicklingError(\"invalid load key, 'n'.\")"),
+        (
+            "model.pkl",
+            lambda: b"not a model",
+            "Could not load model from the artifact file. Exception: UnpicklingError(\"invalid load key, 'n'.\")",
+        ),
+        (
+            "model.pth",
+            lambda: b"not a model",
+            "Could not load model from the artifact file. Exception: UnpicklingError(\"invalid load key, 'n'.\")",
+        ),
+        (
+            "model.pth",
+            _state_dict,
+            "Could not load model from the artifact file. Exception: "
+            "AttributeError(\"'collections.OrderedDict' object has no attribute 'eval'\")",
+        ),
+        (
+            "model.pkl",
+            lambda: pickle.dumps([1, 2, 3]),
+            "\n\nRunning environment language: Python.\n"
+            "Could not find any framework to handle loaded model and a score hook is not provided",
+        ),
     ],
+    ids=["bad-pickle", "bad-pth", "state-dict-pth", "no-framework-can-use"],
 )
-def test_unloadable_artifact(tmp_path, filename, exception):
-    server = _error_server(tmp_path, {filename: b"not a model"})
+def test_unloadable_artifact(tmp_path, filename, content, message):
+    server = _error_server(tmp_path, {filename: content()})
     try:
-        assert_json(
-            server.post("/predict/", data=CSV),
-            513,
-            {"message": LOAD_ERROR + f"Could not load model from the artifact file. Exception: {exception}"},
-        )
+        assert_json(server.post("/predict/", data=CSV), 513, {"message": LOAD_ERROR + message})
     finally:
         server.stop()
 
 
-def test_artifact_no_framework_can_use_exits(tmp_path):
-    import torch
-
+def test_load_failure_without_error_server_exits(tmp_path):
     code_dir = tmp_path / "code"
     code_dir.mkdir()
-    torch.save(torch.nn.Linear(3, 1).state_dict(), code_dir / "weights.pth")  # a dict, not a module
+    (code_dir / "model.pkl").write_bytes(pickle.dumps({"not": "a model"}))
     server = start_server(code_dir, REGRESSION, tmp_path / "log", wait=False)
     assert wait_for_exit(server) != 0
-    assert (
-        "Could not find any framework to handle loaded model and a score hook is not provided" in server.log()
-    )
+    assert "Could not find any framework to handle loaded model and a score hook is not provided" in server.log()

@@ -121,7 +121,7 @@ MODELS_HOOK = {
     "custom.py": """
         import pandas as pd
 
-        from openai_like import Obj
+        from openai_like import Obj, completion
 
 
         def load_model(code_dir):
@@ -130,6 +130,10 @@ MODELS_HOOK = {
 
         def score(data, model, **kwargs):
             return pd.DataFrame({"completion": data["prompt"]})
+
+
+        def chat(completion_create_params, model):
+            return completion("two-args", str(len(completion_create_params["messages"])))
 
 
         def get_supported_llm_models(model):
@@ -154,6 +158,24 @@ REGRESSION = {
             return pd.DataFrame({"Predictions": [1.0] * len(data)})
     """
 }
+
+REGRESSION_WITH_CHAT = """
+    import pandas as pd
+
+    from openai_like import completion
+
+
+    def load_model(code_dir):
+        return "model"
+
+
+    def score(data, model, **kwargs):
+        return pd.DataFrame({"Predictions": [1.0] * len(data)})
+
+
+    def chat(completion_create_params, model):
+        return completion("m", "regression says " + completion_create_params["messages"][-1]["content"])
+"""
 
 TEXTGEN = {"TARGET_NAME": "completion"}
 NOT_IMPLEMENTED = "ERROR: This model's chat interface was called, but chat() is not implemented."
@@ -309,6 +331,34 @@ def test_chat_hook_returning_something_else(chat):
     )
 
 
+def test_chat_streaming_generated_association_id_is_shared_by_chunks(chat):
+    response = _ask(chat, "hi", stream=True)
+    assert response.status_code == 200
+    events = response.content.split(b"\n\n")
+    assert events[-2:] == [b"data: [DONE]", b""]
+    ids = {json.loads(event[len(b"data: ") :])["datarobot_association_id"] for event in events[:-2]}
+    assert len(ids) == 1 and UUID4.match(ids.pop())
+    assert UUID4.match(response.headers["X_Request_ID"])
+
+
+def test_chat_hook_with_two_parameters(pool):
+    server = pool("models-hook", MODELS_HOOK, "--target-type", "textgeneration", env=TEXTGEN, name="hook")
+    body = {"model": "m", "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}
+    response = server.post("/v1/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    assert (response.json()["model"], response.json()["choices"][0]["message"]["content"]) == ("two-args", "2")
+
+
+def test_chat_hook_on_a_regression_model(pool):
+    files = {"openai_like.py": OPENAI_LIKE, "custom.py": REGRESSION_WITH_CHAT}
+    server = pool("regression-chat", files, "--target-type", "regression", name="regchat")
+    response = _ask(server, "hi")
+    assert response.status_code == 200, response.text
+    assert response.json()["choices"][0]["message"]["content"] == "regression says hi"
+    assert server.get("/capabilities/").json()["supported_methods"] == {"chat": True}
+    assert_error(server.get("/models"), 404, MODELS_ONLY_TEXTGEN)
+
+
 # --- models without a chat hook ------------------------------------------------------------------
 
 
@@ -327,7 +377,7 @@ def test_chat_hook_returning_something_else(chat):
             NOT_SUPPORTED,
         ),
     ],
-    ids=lambda v: v if isinstance(v, str) and v.isalpha() else None,
+    ids=["textgen", "agentic", "vectordb", "regression", "binary"],
 )
 def test_chat_without_hook(pool, name, files, args, env, message):
     server = pool(name, files, *args, env=env, name=name)

@@ -347,3 +347,178 @@ def test_score_query_only_for_unstructured(tmp_path, input_csv):
     result = run_drum("score", "--code-dir", str(code_dir), "--input", str(input_csv), *args)
     assert result.returncode == 1
     assert "--query argument can be used only with --target-type unstructured" in result.stderr
+
+
+# --- model directory problems --------------------------------------------------------------------
+
+
+def _refuses(tmp_path, files: dict[str, str], *args: str, artifacts: tuple[str, ...] = ()) -> str:
+    code_dir = write_model(tmp_path / "code", files)
+    for name in artifacts:
+        (code_dir / name).write_bytes(b"")
+    args = args or ("--target-type", "regression")
+    result = run_drum("server", "--code-dir", str(code_dir), "--address", "127.0.0.1:1", *args)
+    assert result.returncode == 1, result.stderr
+    return result.stderr
+
+
+def test_load_model_returning_none(tmp_path):
+    files = {"custom.py": "def load_model(code_dir):\n    return None\n"}
+    stderr = _refuses(tmp_path, files)
+    assert (
+        "An error occurred when loading your artifact: 'load_model' hook failed to load model, None is returned."
+    ) in stderr
+
+
+def test_too_many_custom_py(tmp_path):
+    stderr = _refuses(tmp_path, {"custom.py": "x = 1\n", "sub/custom.py": "y = 1\n"})
+    code_dir = (tmp_path / "code").resolve()
+    assert (
+        f"Found too many custom hook files: [PosixPath('{code_dir / 'custom.py'}'), "
+        f"PosixPath('{code_dir / 'sub' / 'custom.py'}')]"
+    ) in stderr
+
+
+def test_no_artifact_and_no_load_model(tmp_path):
+    stderr = _refuses(tmp_path, {"custom.py": "import pandas\n"})
+    assert (
+        f"Could not find model artifact file in: {(tmp_path / 'code').resolve()} supported by default predictors.\n"
+        "They support filenames with the following extensions ['.h5', '.onnx', '.pkl', '.pth'].\n"
+        "If your artifact is not supported by default predictor, implement custom.load_model() hook.\n"
+        "List of retrieved files are: custom.py"
+    ) in stderr
+
+
+def test_multiple_artifacts(tmp_path):
+    stderr = _refuses(tmp_path, {}, artifacts=("a.pkl", "b.pkl"))
+    assert (
+        "Multiple serialized model files found. Remove extra artifacts or overwrite custom.load_model()\n"
+        "List of retrieved files are: "
+    ) in stderr
+    listed = stderr.split("List of retrieved files are: ")[1].splitlines()[0]
+    assert sorted(listed.split(" | ")) == ["a.pkl", "b.pkl"]
+
+
+METADATA_BINARY = """
+    name: m
+    type: inference
+    targetType: binary
+    inferenceModel:
+      positiveClassLabel: yes
+      negativeClassLabel: no
+"""
+
+
+def test_target_type_differs_from_metadata(tmp_path):
+    stderr = _refuses(tmp_path, {**SCORE, "model-metadata.yaml": METADATA_BINARY}, "--target-type", "regression")
+    assert (
+        "Target type provided in --target-type argument doesn't match target type from model config file. "
+        "Use either one of them or make them match."
+    ) in stderr
+
+
+def test_labels_differ_from_metadata(tmp_path):
+    args = ("--target-type", "binary", "--positive-class-label", "a", "--negative-class-label", "b")
+    stderr = _refuses(tmp_path, {**SCORE, "model-metadata.yaml": METADATA_BINARY}, *args)
+    assert (
+        "Positive/negative class labels provided with command arguments or environment variable don't match values "
+        "from model config file. Use either one of them or make them match."
+    ) in stderr
+
+
+def test_score_textgeneration_uses_predictions_column(tmp_path):
+    files = {
+        "custom.py": """
+            import pandas as pd
+
+
+            def load_model(code_dir):
+                return "model"
+
+
+            def score(data, model, **kwargs):
+                return pd.DataFrame({"completion": data["prompt"].str.upper(), "n": [1] * len(data)})
+        """
+    }
+    code_dir = write_model(tmp_path / "code", files)
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("prompt\nhi there\nyo\n")
+    out = tmp_path / "out.csv"
+    args = ("--target-type", "textgeneration", "--output", str(out))
+    env = {"TARGET_NAME": "completion"}
+    result = run_drum("score", "--code-dir", str(code_dir), "--input", str(prompts), *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == b"Predictions,n\nHI THERE,1\nYO,1\n"
+
+
+def test_score_sparse_input_with_column_file(tmp_path):
+    import numpy as np
+    import scipy.io
+    import scipy.sparse
+
+    files = {
+        "custom.py": """
+            import pandas as pd
+
+
+            def load_model(code_dir):
+                return "model"
+
+
+            def score(data, model, **kwargs):
+                sparse = any(isinstance(dtype, pd.SparseDtype) for dtype in data.dtypes)
+                dense = data.sparse.to_dense() if sparse else data
+                n = len(data)
+                return pd.DataFrame(
+                    {
+                        "Predictions": dense["x"],
+                        "sparse": [sparse] * n,
+                        "colnames": [",".join(kwargs["sparse_colnames"])] * n,
+                        "mimetype": [kwargs["mimetype"]] * n,
+                    }
+                )
+        """
+    }
+    code_dir = write_model(tmp_path / "code", files)
+    matrix = tmp_path / "input.mtx"
+    scipy.io.mmwrite(str(matrix), scipy.sparse.csr_matrix(np.array([[1.0, 0.0], [0.0, 2.5], [3.0, 0.0]])))
+    columns = tmp_path / "columns.txt"
+    columns.write_text("x\ny\n")
+    out = tmp_path / "out.csv"
+    args = ("--sparse-column-file", str(columns), "--target-type", "regression", "--output", str(out))
+    result = run_drum("score", "--code-dir", str(code_dir), "--input", str(matrix), *args)
+    assert result.returncode == 0, result.stderr
+    row = ',True,"x,y",text/mtx\n'
+    expected = "Predictions,sparse,colnames,mimetype\n" + "".join(v + row for v in ("1.0", "0.0", "3.0"))
+    assert out.read_text() == expected
+
+
+RUNTIME_METADATA = """
+    name: params
+    type: inference
+    targetType: regression
+    runtimeParameterDefinitions:
+      - fieldName: COUNT
+        type: numeric
+        defaultValue: 3
+        minValue: 0
+        maxValue: 100
+"""
+
+
+def test_runtime_params_file_value_out_of_range(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("COUNT: 1000\n")
+    files = {**SCORE, "model-metadata.yaml": RUNTIME_METADATA}
+    stderr = _refuses(tmp_path, files, "--runtime-params-file", str(values))
+    assert (
+        "Failed to load runtime parameter 'COUNT'. {'payload': DataError(\"{0: DataError('value should be None'), "
+        "1: DataError('value is greater than 100')}\")}"
+    ) in stderr
+
+
+def test_runtime_params_file_needs_model_metadata(tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("COUNT: 1\n")
+    stderr = _refuses(tmp_path, SCORE, "--target-type", "regression", "--runtime-params-file", str(values))
+    assert "model-metadata.yaml must exist to use runtime parameters" in stderr

@@ -47,6 +47,7 @@ REGRESSION = {
     "custom.py": """
         import json
 
+        import numpy as np
         import pandas as pd
         from datarobot_drum import CustomHTTPError, RuntimeParameters
 
@@ -68,6 +69,21 @@ REGRESSION = {
                 raise CustomHTTPError("bad input")
             if "not_a_frame" in columns:
                 return [1, 2]
+            if "float32" in columns:
+                return pd.DataFrame({"Predictions": np.array([0.1, 1 / 3], dtype=np.float32)})
+            if "unicode" in columns:
+                return pd.DataFrame({"Predictions": [1.0], "note": ["caf\u00e9 \u2615"], "missing": [np.nan]})
+            if "unicode_http" in columns:
+                raise CustomHTTPError("caf\u00e9 \u2615", status_code=400)
+            if "unicode_error" in columns:
+                raise ValueError("na\u00efve")
+            if "wide_floats" in columns:
+                values = [1e20, 1e-7, 123456789.123456789, np.inf, -np.inf, 0.1 + 0.2, 2**60, -0.0, 5e-324]
+                return pd.DataFrame({"Predictions": values})
+            if "strings" in columns:
+                return pd.DataFrame({"Predictions": ["a", "b"]})
+            if "booleans" in columns:
+                return pd.DataFrame({"Predictions": [True, False]})
             if "two_columns" in columns:
                 return pd.DataFrame({"a": [1.0] * len(data), "b": [2.0] * len(data)})
             if "x" in columns:
@@ -362,6 +378,9 @@ def regression(pool):
         "MLOPS_RUNTIME_PARAM_COUNT": runtime_param(5, "numeric"),
         "MLOPS_RUNTIME_PARAM_ENABLED": runtime_param(True, "boolean"),
         "MLOPS_RUNTIME_PARAM_SECRET": runtime_param({"credentialType": "basic", "user": "u"}, "credential"),
+        "MLOPS_RUNTIME_PARAM_RATIO": runtime_param("5.5", "numeric"),
+        "MLOPS_RUNTIME_PARAM_BAD_JSON": "{not json",
+        "MLOPS_RUNTIME_PARAM_BOOL_STRING": runtime_param("true", "boolean"),
     }
     return pool("regression", REGRESSION, "--target-type", "regression", env=env, name="regression")
 
@@ -400,6 +419,45 @@ def test_regression_extra_model_output_split_format(regression):
         b'"extraModelOutput":{"columns":["extra","const"],"index":[0,1],"data":[["a",7],["b",7]]}}'
     )
     assert_bytes(response, 200, expected)
+
+
+def test_float32_predictions_are_cast_to_float64(regression):
+    expected = b'{"predictions":[0.1000000015,0.3333333433]}'
+    assert_bytes(regression.post("/predict/", data=b"float32\n1\n"), 200, expected)
+
+
+def test_float_formatting_of_pandas(regression):
+    expected = (
+        b'{"predictions":[1e+20,0.0000001,123456789.123456791,null,null,0.3,1.152921505e+18,0.0,4.940656458e-324]}'
+    )
+    assert_bytes(regression.post("/predict/", data=b"wide_floats\n1\n"), 200, expected)
+
+
+def test_boolean_predictions_become_floats(regression):
+    assert_bytes(regression.post("/predict/", data=b"booleans\n1\n"), 200, b'{"predictions":[1.0,0.0]}')
+
+
+def test_string_predictions_for_regression_are_500(regression):
+    assert_error(
+        regression.post("/predict/", data=b"strings\n1\n"), 500, "ERROR: could not convert string to float: 'a'"
+    )
+
+
+def test_non_ascii_is_escaped(regression):
+    expected = (
+        b'{"predictions":[1.0],'
+        b'"extraModelOutput":{"columns":["note","missing"],"index":[0],"data":[["caf\\u00e9 \\u2615",null]]}}'
+    )
+    assert_bytes(regression.post("/predict/", data=b"unicode\n1\n"), 200, expected)
+    response = regression.post("/predict/", data=b"unicode_http\n1\n")
+    assert_bytes(response, 400, b'{"message":"caf\\u00e9 \\u2615"}\n')
+    response = regression.post("/predict/", data=b"unicode_error\n1\n")
+    assert_bytes(
+        response,
+        500,
+        b'{"message":"ERROR: Model \'score\' hook failed to make predictions. '
+        b'Exception: ValueError(\'na\\u00efve\')"}\n',
+    )
 
 
 def test_predictions_are_not_checked_against_input_rows(regression):
@@ -722,6 +780,22 @@ def test_unsupported_content_type_keeps_parameters_out_of_the_message(regression
     assert_error(response, 422, unsupported_payload("application/json"))
 
 
+def test_empty_multipart_file_is_500(regression):
+    assert_error(
+        regression.post("/predict/", files={"X": ("x.csv", b"")}), 500, "ERROR: No columns to parse from file"
+    )
+
+
+def test_multipart_without_boundary_is_an_unsupported_payload(regression):
+    response = regression.post("/predict/", data=b"x\n1\n", headers={"Content-Type": "multipart/form-data"})
+    assert_error(response, 422, unsupported_payload("multipart/form-data"))
+
+
+def test_broken_multipart_has_no_samples(regression):
+    headers = {"Content-Type": "multipart/form-data; boundary=xx"}
+    assert_error(regression.post("/predict/", data=b"--xx\r\nbroken", headers=headers), 422, SAMPLES_MISSING)
+
+
 def test_non_utf8_csv_is_500(regression):
     assert_error(
         regression.post("/predict/", data=b"x\n\xff\xfe\n"),
@@ -908,6 +982,28 @@ def test_runtime_parameters_from_env(regression):
         ["true", True],
         ['{"credentialType": "basic", "user": "u"}', True],
     ]
+
+
+def test_numeric_runtime_parameter_is_not_coerced(regression):
+    assert _params(regression.post("/predict/", data=b"param\nRATIO\n")) == [['"5.5"', True]]
+
+
+def test_runtime_parameter_with_invalid_json(regression):
+    assert_error(
+        regression.post("/predict/", data=b"param\nBAD_JSON\n"),
+        500,
+        "ERROR: Model 'score' hook failed to make predictions. "
+        "Exception: InvalidJsonException('Invalid runtime parameter json payload. payload={not json')",
+    )
+
+
+def test_runtime_parameter_failing_its_schema(regression):
+    response = regression.post("/predict/", data=b"param\nBOOL_STRING\n")
+    assert response.status_code == 500
+    assert response.json()["message"].startswith(
+        "ERROR: Model 'score' hook failed to make predictions. Exception: InvalidRuntimeParam('Invalid runtime "
+        "parameter! env_value={\\'type\\': \\'boolean\\', \\'payload\\': \\'true\\'}, exception: "
+    )
 
 
 def test_missing_runtime_parameter(regression):

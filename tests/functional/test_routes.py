@@ -228,6 +228,33 @@ def test_head_on_get_routes(server):
         assert response.headers["Content-Type"] == JSON
 
 
+def test_options_lists_the_allowed_methods(server):
+    response = server.request("OPTIONS", "/predict/")
+    assert (response.status_code, response.content) == (200, b"")
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"POST", "OPTIONS"}
+    response = server.request("OPTIONS", "/ping/")
+    assert response.status_code == 200
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_head_on_post_route_is_405(server):
+    response = server.request("HEAD", "/predict/")
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"POST", "OPTIONS"}
+
+
+def test_query_string_is_ignored_by_structured_routes(server):
+    assert_bytes(server.get("/ping/?probe=1"), 200, OK)
+    assert_bytes(server.post("/predict/?x=1&y=2", data=CSV), 200, PREDICTIONS)
+
+
+def test_doubled_leading_slash_is_tolerated(server):
+    """werkzeug merges the slashes of `//predict/` (a client joining `http://host/` and `/predict/`)."""
+    assert_bytes(server.post("//predict/", data=CSV, allow_redirects=False), 200, PREDICTIONS)
+    assert_bytes(server.post("//invocations", data=CSV, allow_redirects=False), 200, PREDICTIONS)
+    assert_bytes(server.get("//ping/", allow_redirects=False), 200, OK)
+
+
 # --- DRUM's headers on every response ------------------------------------------------------------
 
 
@@ -399,7 +426,7 @@ CLASSIFIER = {
             return "dummy"
 
         def score(data, model, **kwargs):
-            labels = kwargs["class_labels"]
+            labels = kwargs.get("class_labels") or [kwargs["negative_class_label"], kwargs["positive_class_label"]]
             return pd.DataFrame({label: [1.0 / len(labels)] * len(data) for label in labels})
     """
 }
@@ -430,3 +457,107 @@ def test_info_labels(tmp_path_factory, files, setup, args, expected):
     target_type = args[1]
     base = {"drumVersion": DRUM_VERSION, "language": "python", "modelMetadata": None, "targetType": target_type}
     assert {k: v for k, v in body.items() if k not in ("codeDir", "drumServer")} == {**base, **expected}
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "env", "expected"),
+    [
+        (
+            CLASSIFIER,
+            ["--target-type", "binary"],
+            {"POSITIVE_CLASS_LABEL": "yes", "NEGATIVE_CLASS_LABEL": "no"},
+            {"negativeClassLabel": "no", "positiveClassLabel": "yes"},
+        ),
+        (CLASSIFIER, ["--target-type", "multiclass"], {"CLASS_LABELS": "a  b\tc"}, {"classLabels": ["a", "b", "c"]}),
+        (
+            CLASSIFIER,
+            ["--target-type", "multiclass", "--class-labels-file", "{labels_file}"],
+            {},
+            {"classLabels": ["x", "y", "z"]},
+        ),
+        (
+            CLASSIFIER,
+            ["--target-type", "multilabel"],
+            {"CLASS_LABELS_FILE": "{labels_file}"},
+            {},
+        ),
+        (
+            {
+                **CLASSIFIER,
+                "model-metadata.yaml": """
+                    name: m
+                    type: inference
+                    targetType: multiclass
+                    inferenceModel:
+                      classLabels:
+                        - p
+                        - q
+                """,
+            },
+            [],
+            {},
+            {"classLabels": ["p", "q"]},
+        ),
+        (
+            {
+                **CLASSIFIER,
+                "model-metadata.yaml": """
+                    name: m
+                    type: inference
+                    targetType: binary
+                    inferenceModel:
+                      positiveClassLabel: "1"
+                      negativeClassLabel: "0"
+                """,
+            },
+            ["--positive-class-label", "1", "--negative-class-label", "0"],
+            {},
+            {"negativeClassLabel": "0", "positiveClassLabel": "1"},
+        ),
+    ],
+    ids=["binary-env", "multiclass-env", "labels-file", "multilabel-labels-file-env", "metadata", "metadata-and-cli"],
+)
+def test_labels_from_env_file_and_metadata(tmp_path_factory, files, args, env, expected):
+    labels_file = tmp_path_factory.mktemp("labels") / "labels.txt"
+    labels_file.write_text("x\n\ny\nz\n")
+    args = [a.replace("{labels_file}", str(labels_file)) for a in args]
+    env = {k: v.replace("{labels_file}", str(labels_file)) for k, v in env.items()}
+    with serve(tmp_path_factory, files, *args, env=env, name="labelsrc") as s:
+        body = s.get("/info/").json()
+        response = s.post("/predict/", data=CSV)
+    label_keys = ("classLabels", "negativeClassLabel", "positiveClassLabel")
+    assert {k: v for k, v in body.items() if k in label_keys} == expected
+    assert response.status_code == 200, response.text
+    if "classLabels" in expected:
+        labels = expected["classLabels"]
+    elif expected:
+        labels = [expected["negativeClassLabel"], expected["positiveClassLabel"]]
+    else:
+        labels = ["x", "y", "z"]
+    assert list(response.json()["predictions"][0]) == labels
+
+
+def test_stats_time_info_with_show_perf(tmp_path_factory):
+    with serve(tmp_path_factory, REGRESSION, "--target-type", "regression", "--show-perf", name="perf") as s:
+        for _ in range(3):
+            assert s.post("/predict/", data=CSV).status_code == 200
+        first = s.get("/stats/").json()["time_info"]["run_predictor_total"]
+        second = s.get("/stats/").json()["time_info"]["run_predictor_total"]
+    assert all(isinstance(first[k], float) for k in ("avg", "max", "min", "total"))
+    assert first["min"] <= first["avg"] <= first["max"] <= first["total"]
+    # Read and reset: nothing was timed since the previous read.
+    assert second["total"] in (None, 0.0)
+
+
+def test_error_requests_are_logged_with_request_id(tmp_path_factory):
+    args = ("--target-type", "regression", "--logging-level", "info")
+    with serve(tmp_path_factory, REGRESSION, *args, name="logs") as s:
+        s.post("/predict/", data=b"", headers={"X-Request-ID": "log-me-422"})
+        s.post("/predict/", data=b"boom\n1\n", headers={"X-Request-ID": "log-me-500"})
+        s.post("/predict/", data=CSV, headers={"X-Request-ID": "quiet-200"})
+        log = s.log()
+    assert "API [POST /predict/?] request time:" in log
+    assert "request_id: log-me-422" in log and "request_id: log-me-500" in log
+    # Log records made while serving a request carry its id.
+    assert "{'request_id': 'log-me-500'}" in log
+    assert "request_id: quiet-200" not in log

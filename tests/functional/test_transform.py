@@ -294,3 +294,37 @@ def test_transform_route_on_other_target_types(pool, args, message):
     assert_error(server.post("/transform/", data=CSV), 422, message)
     # The gate answers before the request data is looked at.
     assert_error(server.post("/transform/", data=b""), 422, message)
+
+
+SCHEMA_METADATA = """
+    name: schema
+    type: training
+    targetType: transform
+    typeSchema:
+      output_requirements:
+        - field: number_of_columns
+          condition: EQUALS
+          value: 5
+"""
+
+
+@pytest.fixture
+def schema(pool):
+    files = {**TWO_ARGS, "model-metadata.yaml": SCHEMA_METADATA}
+    return pool("schema", files, name="schema")  # target type from model-metadata.yaml
+
+
+def test_output_schema_violation_is_422(schema):
+    response = schema.post("/transform/", data=CSV)
+    assert (response.status_code, response.headers["Content-Type"]) == (422, "application/json")
+    assert response.json() == {
+        "is_schema_validation_error": True,
+        "message": "ERROR: schema validation failed for output:\n ['Incorrect number of columns. 2 received. "
+        "However, the schema dictates that number of columns should be EQUALS 5']",
+    }
+    assert response.content.startswith(b'{"is_schema_validation_error":true,"message":')
+
+
+def test_output_schema_satisfied(schema):
+    parts = _csv_parts(schema.post("/transform/", data=b"a,b,c,d,e\n1,2,3,4,5\n"))
+    assert parts["X.transformed"][0] == b"a,b,c,d,e\r\n2,4,6,8,10"

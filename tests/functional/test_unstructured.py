@@ -297,3 +297,55 @@ def test_textgeneration_model_without_unstructured_hook(pool):
     """textgeneration passes the gate, but `score_unstructured` is not loaded for it: a 500."""
     server = pool("textgen", STRUCTURED, "--target-type", "textgeneration", env={"TARGET_NAME": "t"}, name="tg")
     assert_error(server.post("/predictUnstructured/", data=b"x"), 500, "ERROR: 'NoneType' object is not callable")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data_type", "mimetype", "charset"),
+    [
+        ("TEXT/PLAIN", "bytes", "TEXT/PLAIN", "<absent>"),
+        ("Application/JSON", "bytes", "Application/JSON", "<absent>"),
+        ("text/plain; charset=UTF-8", "str", "text/plain", "UTF-8"),
+        ("application/xml", "bytes", "application/xml", "<absent>"),
+        ("text/html; charset=utf-8; format=flowed", "str", "text/html", "utf-8"),
+    ],
+)
+def test_textual_mimetypes_are_case_sensitive(server, content_type, data_type, mimetype, charset):
+    described = _describe(server.post("/predictUnstructured/", data=b"abc", headers={"Content-Type": content_type}))
+    assert (described["data_type"], described["data"], described["mimetype"], described["charset"]) == (
+        data_type,
+        "abc",
+        mimetype,
+        charset,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "mimetype"),
+    [
+        ({"data": {"a": "1"}}, "application/x-www-form-urlencoded"),
+        ({"files": {"f": ("a.txt", b"x")}}, "multipart/form-data"),
+    ],
+)
+def test_form_bodies_reach_the_hook_as_bytes(server, kwargs, mimetype):
+    response = server.post("/predictUnstructured/", **kwargs)
+    described = _describe(response)
+    assert (described["data_type"], described["mimetype"], described["charset"]) == ("bytes", mimetype, "<absent>")
+    sent = response.request.body
+    assert described["data"].encode("latin-1") == (sent.encode() if isinstance(sent, str) else sent)
+
+
+def test_returned_charset_encodes_the_text(server):
+    response = server.post(
+        "/predictUnstructured/?mode=echo",
+        data="hé".encode("utf-16"),
+        headers={"Content-Type": "text/plain; charset=utf-16"},
+    )
+    assert_bytes(response, 200, "hé".encode("utf-16"), "text/plain; charset=utf-16")
+
+
+def test_headers_kwarg_is_a_plain_dict_of_all_headers(server):
+    response = server.post(
+        "/predictUnstructured/?mode=describe", data=b"x", headers={"X-A": "1", "x-b": "2", "User-Agent": "tester"}
+    )
+    described = _describe(response)
+    assert described["custom_headers"] == {"X-A": "1", "X-B": "2"}

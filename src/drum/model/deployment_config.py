@@ -95,7 +95,7 @@ def pps_response(
         raise DrumCommonException(f"target type '{target_type}' is not supported")
     if target_type == TargetType.ANOMALY:
         target["name"] = "Anomaly Score"
-    classes = _class_names(target.get("class_mapping"))
+    classes = _class_names(target["class_mapping"])  # a missing key fails (500) as in DRUM
     rows = []
     for index, row in predictions.iterrows():
         record = mapper(row, index, target, classes)

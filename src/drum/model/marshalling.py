@@ -104,8 +104,8 @@ def _classification(
                 "Only one dimension of probability returned, but there are "
                 f"{len(labels)} class labels in this model"
             )
-        positive = predictions[:, 0].astype(float)
-        predictions = np.column_stack([1 - positive, positive])
+        p = predictions[:, [0]]  # keep the model's dtype (float32 from many frameworks), as DRUM does
+        predictions = np.hstack([1 - p, p])
     if predictions.shape[1] != len(labels):
         raise DrumCommonException(
             "Your predictions must return the probability distribution for the correct number of class "
