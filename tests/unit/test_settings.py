@@ -34,7 +34,8 @@ def test_out_of_range_int_warns_and_uses_default(raw):
 
 
 def test_bool_and_choice_parsing():
-    assert get_setting("DRUM_FASTAPI_ENABLE_DOCS", {"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_ENABLE_DOCS": rp(True, "boolean")})
+    docs = {"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_ENABLE_DOCS": rp(True, "boolean")}
+    assert get_setting("DRUM_FASTAPI_ENABLE_DOCS", docs) is True
     assert get_setting("DRUM_FASTAPI_ENABLE_DOCS", {"DRUM_FASTAPI_ENABLE_DOCS": "yes"}) is True
     assert get_setting("DRUM_UVICORN_LOOP", {"DRUM_UVICORN_LOOP": "AsyncIO"}) == "asyncio"
     warnings = []
@@ -63,7 +64,8 @@ def test_secret_values_are_not_logged():
     warnings = []
     setting = next(s for s in SETTINGS if s.name == "DRUM_SSL_KEYFILE_PASSWORD")
     assert setting.type == "secret"
-    assert get_setting("DRUM_SSL_KEYFILE_PASSWORD", {"DRUM_SSL_KEYFILE_PASSWORD": "hunter2"}, warnings.append) == "hunter2"
+    env = {"DRUM_SSL_KEYFILE_PASSWORD": "hunter2"}
+    assert get_setting("DRUM_SSL_KEYFILE_PASSWORD", env, warnings.append) == "hunter2"
     assert not warnings
 
 
