@@ -16,9 +16,9 @@ RUNNING_LANG_MSG = "Running environment language: Python."
 
 def find_unique_file(code_dir: str | Path, filename: str) -> Path | None:
     """Search recursively for `filename`; more than one match is an error, as in DRUM."""
-    found = sorted(Path(code_dir).rglob(filename))
+    found = list(Path(code_dir).rglob(filename))
     if len(found) > 1:
-        raise DrumCommonException(f"Found too many custom hook files: {[str(p) for p in found]}")
+        raise DrumCommonException(f"Found too many custom hook files: {found}")
     return found[0] if found else None
 
 

@@ -166,7 +166,7 @@ def predict_unstructured(ctx: ServingContext, req: RequestData) -> ResponseData:
     if charset is not None:
         kwargs["charset"] = charset
     kwargs["query"] = req.query
-    kwargs["headers"] = req.headers_dict()
+    kwargs["headers"] = dict(req.headers_dict())  # DRUM passes a plain dict here
     value, extra = ctx.model.predict_unstructured(data, **kwargs)
     body, out_mimetype, out_charset = codecs.encode_unstructured(value, extra)
     content_type = out_mimetype if out_charset is None else f"{out_mimetype}; charset={out_charset}"
@@ -197,19 +197,14 @@ def chat(ctx: ServingContext, req: RequestData) -> ResponseData:
         raise _fail(message, 404)
     result = ctx.model.chat(params, headers=req.headers_dict())
     if getattr(result, "object", None) == "chat.completion":
-        body = result.to_dict()
-        body.setdefault("datarobot_association_id", getattr(result, "datarobot_association_id", None))
-        return json_response(body)
+        return json_response(result.to_dict())
     return ResponseData(200, b"", "text/event-stream; charset=utf-8", stream=_sse(result))
 
 
 def _sse(chunks: Iterator[Any]) -> Iterator[bytes]:
+    """DRUM's SSE framing: `data: ` before every line of each chunk's JSON, a blank line after it."""
     for chunk in chunks:
         text = chunk.to_json(indent=None)
-        if "datarobot_association_id" not in text and hasattr(chunk, "datarobot_association_id"):
-            data = json.loads(text)
-            data["datarobot_association_id"] = chunk.datarobot_association_id
-            text = json.dumps(data, separators=(",", ":"))
         yield "".join(f"data: {line}\n" for line in text.splitlines()).encode() + b"\n"
     yield b"data: [DONE]\n\n"
 

@@ -49,6 +49,30 @@ class UploadedFile:
     content_type: str | None = None
 
 
+class Headers(dict):
+    """Request headers for hooks: canonical names, looked up case-insensitively (werkzeug style)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()):
+        super().__init__()
+        self._lower: dict[str, str] = {}
+        for key, value in pairs:
+            name = canonical_header_name(key)
+            super().__setitem__(name, f"{self[name]}, {value}" if name in self else value)
+            self._lower[name.lower()] = name
+
+    def _key(self, key: object) -> object:
+        return self._lower.get(key.lower(), key) if isinstance(key, str) else key
+
+    def __getitem__(self, key: object) -> str:
+        return super().__getitem__(self._key(key))
+
+    def __contains__(self, key: object) -> bool:
+        return super().__contains__(self._key(key))
+
+    def get(self, key: object, default: object = None) -> object:
+        return super().get(self._key(key), default)
+
+
 def canonical_header_name(name: str) -> str:
     """`x-request-id` → `X-Request-Id`, the spelling werkzeug gives hooks."""
     return name.replace("_", "-").title()
@@ -70,13 +94,9 @@ class RequestData:
                 return value
         return default
 
-    def headers_dict(self) -> dict[str, str]:
+    def headers_dict(self) -> Headers:
         """Request headers with canonical names, as DRUM passes them to hooks."""
-        out: dict[str, str] = {}
-        for key, value in self.headers:
-            name = canonical_header_name(key)
-            out[name] = f"{out[name]}, {value}" if name in out else value
-        return out
+        return Headers(self.headers)
 
     @cached_property
     def content_type(self) -> tuple[str, dict[str, str]]:
@@ -92,7 +112,11 @@ class RequestData:
 
     @property
     def is_form(self) -> bool:
-        return self.mimetype.lower() in FORM_MIMETYPES
+        """A body Flask parses as a form (and so consumes): urlencoded, or multipart with a boundary."""
+        mimetype = self.mimetype.lower()
+        if mimetype == "multipart/form-data":
+            return bool(self.content_type[1].get("boundary"))
+        return mimetype in FORM_MIMETYPES
 
     @cached_property
     def files(self) -> dict[str, UploadedFile]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,7 @@ from drum.serving.request import QueryParams, RequestData, UploadedFile
 
 logger = logging.getLogger("drum.server")
 
+_SLASHES = re.compile("/{2,}")
 HEADER_REQUEST_ID = b"X_Request_ID"
 HEADER_DRUM_VERSION = b"X-Drum-Version"
 
@@ -31,6 +33,9 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "//" in scope["path"]:  # werkzeug merges repeated slashes: //predict/ is /predict/
+            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
+            scope["raw_path"] = scope["path"].encode()
         request_id = None
         for key, value in scope["headers"]:
             if key == b"x-request-id":
