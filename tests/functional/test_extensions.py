@@ -367,8 +367,11 @@ def test_a_failing_extension_stops_every_worker(tmp_path):
 # --- custom_flask.py -------------------------------------------------------------------------------
 
 
-def test_a_lone_custom_flask_py_stops_startup(tmp_path):
-    code_dir, result = start_failing(tmp_path, model(**{"custom_flask.py": CUSTOM_FLASK}))
+FASTAPI_SELECTED = {"DRUM_SERVER_TYPE": "fastapi"}  # unset, a lone custom_flask.py selects the Flask backend
+
+
+def test_a_lone_custom_flask_py_stops_an_explicit_fastapi_server(tmp_path):
+    code_dir, result = start_failing(tmp_path, model(**{"custom_flask.py": CUSTOM_FLASK}), env=FASTAPI_SELECTED)
     assert result.returncode != 0
     message = result.stderr
     assert str(code_dir / "custom_flask.py") in message
@@ -378,7 +381,7 @@ def test_a_lone_custom_flask_py_stops_startup(tmp_path):
 
 
 def test_a_lone_custom_flask_py_in_a_subdirectory_stops_startup(tmp_path):
-    _, result = start_failing(tmp_path, model(**{"hooks/custom_flask.py": CUSTOM_FLASK}))
+    _, result = start_failing(tmp_path, model(**{"hooks/custom_flask.py": CUSTOM_FLASK}), env=FASTAPI_SELECTED)
     assert result.returncode != 0
     assert "custom_flask.py" in result.stderr and "cannot load it" in result.stderr
 
@@ -393,11 +396,14 @@ def test_both_files_serve_fastapi_and_warn(tmp_path_factory):
         assert "the FastAPI server loads custom_fastapi.py" in log
 
 
-def test_flask_server_type_is_refused_before_extensions(tmp_path):
+def test_flask_server_type_loads_custom_flask_py_not_custom_fastapi_py(tmp_path):
+    pytest.importorskip("flask")
     env = {"MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE": runtime_param("flask")}
-    _, result = start_failing(tmp_path, model(**{"custom_flask.py": CUSTOM_FLASK}), env=env)
+    broken = "def init_app(app):\n    raise RuntimeError('flask one')\n"
+    files = model(**{"custom_flask.py": broken, "custom_fastapi.py": "def init_app(app):\n    pass\n"})
+    code_dir, result = start_failing(tmp_path, files, env=env)
     assert result.returncode != 0
-    assert "DRUM_SERVER_TYPE='flask'" in result.stderr
+    assert f"Failed to extend Flask app from [{code_dir / 'custom_flask.py'}] : flask one" in result.stderr
 
 
 # --- the loader in-process -------------------------------------------------------------------------

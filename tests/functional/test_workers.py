@@ -36,9 +36,11 @@ def sleep_csv(seconds: float) -> bytes:
 def worker_pids(server, attempts: int = 60) -> set[int]:
     pids: set[int] = set()
     for _ in range(attempts):
-        # a new connection each time: a kept-alive connection stays with one worker
-        response = requests.get(server.url + "/stats/", headers={"Connection": "close"}, timeout=10)
-        pids.add(response.json()["drum_info"][0]["pid"])
+        # a new connection each time: a kept-alive connection stays with one worker; the model predicts its pid
+        response = requests.post(
+            server.url + "/predict/", data=sleep_csv(0), headers={**CSV, "Connection": "close"}, timeout=10
+        )
+        pids.add(int(response.json()["predictions"][0]))
     return pids
 
 

@@ -20,6 +20,7 @@ from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
 from drum.model.predictor import Predictor
 from drum.observability.stats import RequestTimes
+from drum.observability.tracing import setup_otel, shutdown_otel
 from drum.servers.fastapi.app import AppConfig, create_app, error_context
 from drum.servers.fastapi.extensions import check_flask_extension, load_fastapi_extension
 from drum.servers.fastapi.run import STARTUP_FAILURE, serve, serve_workers
@@ -92,10 +93,22 @@ def report_load_error(exc: BaseException, options: argparse.Namespace) -> None:
 
 
 def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
-    select_server()
-    check_flask_extension(options.code_dir)
+    server = select_server(options.code_dir)
     host, port = parse_address(options.address)
+    if server != "fastapi":
+        from drum.servers.flask.run import run_flask
+
+        return run_flask(server, options, argv if argv is not None else sys.argv[1:], host, port)
+    check_flask_extension(options.code_dir)
     workers = max(1, int(getattr(options, "max_workers", 0) or 0))
+    setup_otel(workers)
+    try:
+        return _serve(options, argv, host, port, workers)
+    finally:
+        shutdown_otel()
+
+
+def _serve(options: argparse.Namespace, argv: list[str] | None, host: str, port: int, workers: int) -> int:
     if workers > 1:
         load_fastapi_extension(options.code_dir)  # a broken extension fails here, once, before workers start
         environ = {ARGV_ENV: json.dumps(argv if argv is not None else sys.argv[1:])}

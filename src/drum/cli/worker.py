@@ -17,10 +17,12 @@ def create_worker_app() -> FastAPI:
     from drum.cli.parser import parse_args
     from drum.cli.server import ARGV_ENV, app_config, build_context, report_load_error
     from drum.observability.logging import setup_logging
+    from drum.observability.tracing import setup_otel
     from drum.servers.fastapi.app import create_app
 
     options = parse_args(json.loads(os.environ[ARGV_ENV]))
     setup_logging(options.logging_level or "warning")
+    setup_otel(options.max_workers)  # after logging: its log handler joins the root logger
     os.environ["MAX_WORKERS"] = "1"
     os.environ.pop("MLOPS_RUNTIME_PARAM_CUSTOM_MODEL_WORKERS", None)
     try:

@@ -71,8 +71,9 @@ GiB = 1024**3
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DRUM_SERVER_TYPE", "choice", None,
-        "HTTP server: fastapi/uvicorn (default). The legacy Flask values are refused with a clear error: "
-        "this drum has no Flask backend yet.",
+        "HTTP server: fastapi/uvicorn (default); flask/werkzeug (Flask dev server) or gunicorn (Flask "
+        "under gunicorn) need `pip install 'drum[flask]'` and log a deprecation warning. Unset: FastAPI, "
+        "or Flask for a code dir with only custom_flask.py.",
         choices=("fastapi", "uvicorn", "flask", "werkzeug", "gunicorn"),
     ),
     Setting(
@@ -138,6 +139,11 @@ SETTINGS: tuple[Setting, ...] = (
         "One line per request on stdout in gunicorn's access-log format.",
     ),
     Setting(
+        "DRUM_JSON_LOGGING", "bool", False,
+        "Log records as one JSON object per line (timestamp, level, logger, message, module, function, line, "
+        "request_id, exception) instead of DRUM's text format.",
+    ),
+    Setting(
         "DRUM_CORS_ENABLED", "bool", False,
         "Add CORS middleware (allowed origins from DRUM_CORS_ORIGINS; credentials are never allowed).",
     ),
@@ -160,6 +166,42 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "DRUM_SSL_CA_CERTS", "path", None,
         "CA bundle to verify client certificates (mutual TLS; clients must present a certificate).",
+    ),
+    # Legacy Flask backend under gunicorn (DRUM_SERVER_TYPE=gunicorn); DRUM 1.18's names and ranges.
+    Setting(
+        "DRUM_GUNICORN_WORKER_CLASS", "choice", "sync",
+        "gunicorn only: worker class, sync or gevent (gevent needs `pip install 'drum[flask]'`).",
+        choices=("sync", "gevent"),
+    ),
+    Setting(
+        "DRUM_WORKER_CONNECTIONS", "int", 5,
+        "gunicorn only: simultaneous connections per gevent worker.",
+        minimum=1, maximum=10000,
+    ),
+    Setting(
+        "DRUM_GUNICORN_MAX_REQUESTS", "int", 0,
+        "gunicorn only: restart a worker after this many requests. 0 disables it.",
+        minimum=0, maximum=10000,
+    ),
+    Setting(
+        "DRUM_GUNICORN_MAX_REQUESTS_JITTER", "int", 0,
+        "gunicorn only: random extra requests (0..jitter) added to DRUM_GUNICORN_MAX_REQUESTS per worker.",
+        minimum=1, maximum=10000,
+    ),
+    Setting(
+        "DRUM_GUNICORN_GRACEFUL_TIMEOUT", "int", 299,
+        "gunicorn only: on SIGTERM, seconds to let in-flight requests finish.",
+        minimum=1, maximum=3600,
+    ),
+    Setting(
+        "DRUM_GUNICORN_KEEP_ALIVE", "int", 0,
+        "gunicorn only: seconds an idle keep-alive connection stays open (0: close after each response).",
+        minimum=0, maximum=3600,
+    ),
+    Setting(
+        "DRUM_GUNICORN_LOG_LEVEL", "choice", "info",
+        "gunicorn only: log level of gunicorn's own logger.",
+        choices=("debug", "info", "warning", "error", "critical"),
     ),
 )
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}

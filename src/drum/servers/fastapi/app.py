@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
+from drum.observability import tracing
 from drum.observability.access_log import AccessLogMiddleware
 from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddleware
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
@@ -94,7 +96,15 @@ def _run_handler(state: DrumState, route: Route, req: RequestData) -> ResponseDa
     assert ctx is not None
     started = time.perf_counter()
     try:
-        return route.handler(ctx, req)
+        if route.span is None:
+            return route.handler(ctx, req)
+        # the span is current in this (copied) context: spans the model code makes are its children
+        with tracing.request_span(route.span, req.headers, req.body) as span:
+            result = route.handler(ctx, req)
+            tracing.record_response(span, route.span, result.status, result.body)
+            if result.stream is not None and span is not None:
+                result.stream = tracing.stream_with_span(span, result.stream)
+            return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes DRUM's error response
         return response_for_exception(exc)
     finally:
@@ -166,6 +176,7 @@ def create_app(config: AppConfig) -> FastAPI:
         finally:
             state.executor.shutdown(wait=True, cancel_futures=True)
             flusher.stop()
+            tracing.shutdown_otel()
 
     docs = config.enable_docs
     app = FastAPI(
@@ -174,6 +185,7 @@ def create_app(config: AppConfig) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        **_native_telemetry_off(),
     )
     app.state.drum = state
     for route in ROUTES:
@@ -199,6 +211,15 @@ def create_app(config: AppConfig) -> FastAPI:
     app.add_middleware(StdoutFlusherMiddleware, flusher=flusher)
     app.add_middleware(AccessLogMiddleware, enabled=config.access_log)
     return app
+
+
+def _native_telemetry_off() -> dict[str, Any]:
+    """FastAPI >= 0.160 traces every request itself once a tracer provider is set; DRUM emits only its
+    `drum.*` spans (none for health routes), made by `drum.observability.tracing`."""
+    if "telemetry" not in inspect.signature(FastAPI).parameters:
+        return {}
+    off = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False, "auto_configure": False}
+    return {"telemetry": off}
 
 
 def error_context(exc: BaseException) -> ServingContext:

@@ -149,6 +149,5 @@ def check_flask_extension(code_dir: str | os.PathLike[str]) -> None:
         f"Found {listed}, a Flask extension, but drum is serving with FastAPI, which cannot load it. "
         "drum refuses to start rather than ignore it (it may add authentication or routes the model "
         f"relies on). Either migrate it to {FASTAPI_EXTENSION_FILE} next to it ({MIGRATION_HINT}), or run "
-        "the legacy Flask backend with DRUM_SERVER_TYPE=flask after `pip install 'drum[flask]'` (the Flask "
-        "backend is not available in this drum yet)."
+        "the legacy Flask backend with DRUM_SERVER_TYPE=flask after `pip install 'drum[flask]'`."
     )
