@@ -62,6 +62,21 @@ def build_context(options: argparse.Namespace) -> ServingContext:
     )
 
 
+def load_context(options: argparse.Namespace, server_name: str = "fastapi") -> ServingContext:
+    """The loaded model; with --with-error-server a failure gives the context that answers 513."""
+    try:
+        context = build_context(options)
+    except Exception as exc:
+        if not options.with_error_server:
+            raise
+        if options.show_stacktrace:
+            traceback.print_exc()
+        logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
+        context = error_context(exc)
+    context.server_name = server_name
+    return context
+
+
 def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) -> AppConfig:
     """Everything the app factory needs, from the options and the settings table."""
     cors = get_setting("DRUM_CORS_ENABLED")
@@ -117,15 +132,7 @@ def _serve(options: argparse.Namespace, argv: list[str] | None, host: str, port:
             print("ERROR: drum server stopped: a worker failed to start (see the error above)", file=sys.stderr)
             return 1
         return 0
-    try:
-        context = build_context(options)
-    except Exception as exc:
-        if not options.with_error_server:
-            raise
-        if options.show_stacktrace:
-            traceback.print_exc()
-        logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
-        context = error_context(exc)
+    context = load_context(options)
     started = serve(create_app(app_config(options, lambda: context)), host, port, options.logging_level).started
     if not started:
         print(f"ERROR: drum server could not start on {host}:{port}", file=sys.stderr)

@@ -10,7 +10,6 @@ import asyncio
 import contextvars
 import inspect
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,8 +26,9 @@ from drum.observability.access_log import AccessLogMiddleware
 from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddleware
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
 from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
-from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
-from drum.serving.handlers import ServingContext, load_failed, options
+from drum.serving.dispatch import early_response, run_route
+from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
+from drum.serving.handlers import ServingContext
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import ROUTES, Route, full_paths
@@ -91,40 +91,13 @@ def _request_data(request: Request, body: bytes) -> RequestData:
     )
 
 
-def _run_handler(state: DrumState, route: Route, req: RequestData) -> ResponseData:
-    ctx = state.ctx
-    assert ctx is not None
-    started = time.perf_counter()
-    try:
-        if route.span is None:
-            return route.handler(ctx, req)
-        # the span is current in this (copied) context: spans the model code makes are its children
-        with tracing.request_span(route.span, req.headers, req.body) as span:
-            result = route.handler(ctx, req)
-            tracing.record_response(span, route.span, result.status, result.body)
-            if result.stream is not None and span is not None:
-                result.stream = tracing.stream_with_span(span, result.stream)
-            return result
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes DRUM's error response
-        return response_for_exception(exc)
-    finally:
-        if route.timed:
-            ctx.times.add(time.perf_counter() - started)
-
-
 def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
-    allowed = route.allowed_methods()
-
     async def endpoint(request: Request) -> Response:
-        if request.method == "OPTIONS":
-            return to_response(options(allowed))
         ctx = state.ctx
-        if ctx is None:
-            return to_response(error_response("model is not loaded yet", 503))
-        if ctx.load_error is not None:
-            if route.error_server:
-                return to_response(load_failed(ctx, _request_data(request, b"")))
-            return to_response(error_response(NOT_FOUND_TEXT, 404))
+        early = early_response(ctx, route, request.method, request.url.path)
+        if early is not None:
+            return to_response(early)
+        assert ctx is not None
         files = getattr(request.state, "files", None)
         if isinstance(files, LazyFiles):  # prefetched by DRUM's middleware, multipart parsed at most once
             req = files.request
@@ -132,11 +105,11 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
         else:
             req = _request_data(request, await request.body())
         if route.on_loop:
-            return to_response(_run_handler(state, route, req))
+            return to_response(run_route(ctx, route, req))
         assert state.admission is not None
         context = contextvars.copy_context()
         try:
-            future = state.admission.submit(context.run, _run_handler, state, route, req)
+            future = state.admission.submit(context.run, run_route, ctx, route, req)
         except Busy:
             return to_response(error_response(BUSY_TEXT, 503, [("Retry-After", "1")]))
         timeout = state.request_timeout or None

@@ -22,8 +22,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from drum import DRUM_COMPAT_VERSION
 from drum.observability.logging import request_id_var
-from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT, response_for_exception
-from drum.serving.handlers import ServingContext, load_failed, options
+from drum.serving.dispatch import early_response, run_route
+from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
+from drum.serving.handlers import ServingContext
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import ROUTES, Route, full_paths
@@ -66,28 +67,12 @@ def _request_data(path_params: dict[str, str]) -> RequestData:
     )
 
 
-def _run_handler(ctx: ServingContext, route: Route, req: RequestData) -> ResponseData:
-    started = time.perf_counter()
-    try:
-        return route.handler(ctx, req)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes DRUM's error response
-        return response_for_exception(exc)
-    finally:
-        if route.timed:
-            ctx.times.add(time.perf_counter() - started)
-
-
 def _view(ctx: ServingContext, route: Route) -> Callable[..., Response]:
-    allowed = route.allowed_methods()
-
     def view(**path_params: str) -> Response:
-        if request.method == "OPTIONS":
-            return to_response(options(allowed))
-        if ctx.load_error is not None:
-            if route.error_server:
-                return to_response(load_failed(ctx, RequestData(request.method, request.path)))
-            return to_response(error_response(NOT_FOUND_TEXT, 404))
-        return to_response(_run_handler(ctx, route, _request_data(path_params)))
+        early = early_response(ctx, route, request.method, request.path)
+        if early is not None:
+            return to_response(early)
+        return to_response(run_route(ctx, route, _request_data(path_params)))
 
     view.__name__ = route.name
     return view

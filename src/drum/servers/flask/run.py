@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import traceback
 
 from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, run_simple
@@ -31,21 +30,10 @@ GUNICORN_CONFIG = "python:drum.servers.flask.gunicorn_conf"
 
 
 def load_context(options: argparse.Namespace, server_name: str) -> ServingContext:
-    """The model (or, with --with-error-server, the 513 context), labelled for /info/'s drumServer."""
-    from drum.cli.server import build_context
-    from drum.servers.fastapi.app import error_context
+    """The model (or the 513 error context), labelled for /info/'s drumServer."""
+    from drum.cli.server import load_context as load
 
-    try:
-        context = build_context(options)
-    except Exception as exc:
-        if not options.with_error_server:
-            raise
-        if options.show_stacktrace:
-            traceback.print_exc()
-        logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
-        context = error_context(exc)
-    context.server_name = server_name
-    return context
+    return load(options, server_name)
 
 
 def build_app(options: argparse.Namespace, server_name: str) -> Flask:
