@@ -19,6 +19,7 @@ from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
 from drum.model.predictor import Predictor
+from drum.observability.metrics import prepare_multiprocess_dir
 from drum.observability.stats import RequestTimes
 from drum.observability.tracing import setup_otel, shutdown_otel
 from drum.servers.fastapi.app import AppConfig, create_app, error_context
@@ -92,6 +93,7 @@ def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) 
         enable_docs=get_setting("DRUM_FASTAPI_ENABLE_DOCS"),
         cors_origins=origins,
         access_log=get_setting("DRUM_ACCESS_LOG"),
+        metrics_enabled=get_setting("DRUM_METRICS_ENABLED"),
         extend=load_fastapi_extension(options.code_dir),
         on_load_error=lambda exc: report_load_error(exc, options),
     )
@@ -124,6 +126,8 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
 
 
 def _serve(options: argparse.Namespace, argv: list[str] | None, host: str, port: int, workers: int) -> int:
+    if get_setting("DRUM_METRICS_ENABLED"):
+        prepare_multiprocess_dir()  # before any worker starts, so all of them share it
     if workers > 1:
         load_fastapi_extension(options.code_dir)  # a broken extension fails here, once, before workers start
         environ = {ARGV_ENV: json.dumps(argv if argv is not None else sys.argv[1:])}

@@ -144,6 +144,10 @@ SETTINGS: tuple[Setting, ...] = (
         "request_id, exception) instead of DRUM's text format.",
     ),
     Setting(
+        "DRUM_METRICS_ENABLED", "bool", False,
+        "Serve Prometheus metrics at /metrics (needs `pip install 'drum[metrics]'`), summed over workers.",
+    ),
+    Setting(
         "DRUM_CORS_ENABLED", "bool", False,
         "Add CORS middleware (allowed origins from DRUM_CORS_ORIGINS; credentials are never allowed).",
     ),

@@ -38,6 +38,8 @@ class ServingContext:
     #: Set when the model failed to load and `--with-error-server` keeps serving 513s.
     load_error: str | None = None
     times: RequestTimes = field(default_factory=lambda: RequestTimes(False))
+    #: Prometheus metrics when DRUM_METRICS_ENABLED is on (an observability.metrics.Metrics).
+    metrics: Any = None
     resources: ResourceMonitor = field(default_factory=ResourceMonitor)
 
     @property
@@ -80,6 +82,17 @@ def stats(ctx: ServingContext, req: RequestData) -> ResponseData:
     body = ctx.resources.collect()
     body["time_info"] = ctx.times.report()
     return json_response(body)
+
+
+def metrics(ctx: ServingContext, req: RequestData) -> ResponseData:
+    """Prometheus exposition of every worker's metrics; 404 (like any unknown route) when off."""
+    if ctx.metrics is None:
+        from drum.serving.errors import NOT_FOUND_TEXT
+
+        raise _fail(NOT_FOUND_TEXT, 404)
+    from drum.observability.metrics import CONTENT_TYPE
+
+    return ResponseData(200, ctx.metrics.render(), CONTENT_TYPE)
 
 
 # --- structured predictions and transforms -------------------------------------------------------

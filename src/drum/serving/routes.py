@@ -70,6 +70,7 @@ ROUTES: tuple[Route, ...] = (
     Route("/info/", ("GET",), handlers.info, "info", on_loop=True),
     Route("/capabilities/", ("GET",), handlers.capabilities, "capabilities", on_loop=True),
     Route("/stats/", ("GET",), handlers.stats, "stats", on_loop=True),
+    Route("/metrics", ("GET",), handlers.metrics, "metrics", on_loop=True),
     _scoring("/predictions/", handlers.predict, "predict", "drum.invocations"),
     _scoring("/predict/", handlers.predict, "predict", "drum.invocations"),
     _scoring("/invocations", handlers.predict, "predict", "drum.invocations"),

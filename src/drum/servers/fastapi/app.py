@@ -23,6 +23,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from drum.observability import tracing
 from drum.observability.access_log import AccessLogMiddleware
+from drum.observability.metrics import Metrics, MetricsMiddleware
 from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddleware
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
 from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
@@ -54,6 +55,7 @@ class AppConfig:
     enable_docs: bool = False
     cors_origins: list[str] | None = None
     access_log: bool = False
+    metrics_enabled: bool = False
     #: Called with the load exception when the model fails and there is no error server.
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
@@ -127,11 +129,13 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
 def create_app(config: AppConfig) -> FastAPI:
     state = DrumState()
     flusher = StdoutFlusher()
+    metrics = Metrics() if config.metrics_enabled else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.executor = ThreadPoolExecutor(config.executor_workers, thread_name_prefix="drum-predict")
-        state.admission = Admission(state.executor, config.executor_workers + config.max_queue)
+        capacity = config.executor_workers + config.max_queue
+        state.admission = Admission(state.executor, capacity, metrics.set_jobs if metrics else None)
         state.request_timeout = config.request_timeout
         try:
             state.ctx = await asyncio.get_running_loop().run_in_executor(state.executor, config.load)
@@ -143,6 +147,7 @@ def create_app(config: AppConfig) -> FastAPI:
                 raise
             logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
             state.ctx = error_context(exc)
+        state.ctx.metrics = metrics
         flusher.start()
         try:
             yield
@@ -178,6 +183,8 @@ def create_app(config: AppConfig) -> FastAPI:
         )
     if config.extend is not None:
         config.extend(app)  # user middleware wraps the routes, inside DRUM's outer layer below
+    if metrics is not None:
+        app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyPrefetchMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_size)
     app.add_middleware(RequestIdMiddleware)

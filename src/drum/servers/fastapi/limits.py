@@ -83,9 +83,12 @@ class Admission:
     cannot make the server accept unbounded work.
     """
 
-    def __init__(self, executor: ThreadPoolExecutor, capacity: int) -> None:
+    def __init__(
+        self, executor: ThreadPoolExecutor, capacity: int, on_change: Callable[[int], None] | None = None
+    ) -> None:
         self.executor = executor
         self.capacity = capacity
+        self.on_change = on_change
         self._in_flight = 0
         self._lock = threading.Lock()
 
@@ -98,6 +101,7 @@ class Admission:
             if self._in_flight >= self.capacity:
                 raise Busy()
             self._in_flight += 1
+            self._changed()
         try:
             future: Future = self.executor.submit(fn, *args)
         except BaseException:
@@ -109,3 +113,8 @@ class Admission:
     def _release(self, _future: Future | None) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self._in_flight)
