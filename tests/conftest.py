@@ -59,6 +59,19 @@ class DrumServer:
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.request("POST", path, **kwargs)
 
+    def wait_ready(self, deadline: float) -> None:
+        """Poll `/ping/` until it answers; raise with the server log if it exits or `deadline` passes."""
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"drum server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                requests.get(self.url + self.prefix + "/ping/", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"drum server did not start in time:\n{self.log()}")
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
@@ -89,19 +102,9 @@ def start_server(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
     server = DrumServer(f"http://127.0.0.1:{port}", process, log_path, prefix)
-    if not wait:
-        return server
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"drum server exited with {process.returncode}:\n{server.log()}")
-        try:
-            requests.get(server.url + prefix + "/ping/", timeout=1)
-            return server
-        except requests.RequestException:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"drum server did not start in {timeout}s:\n{server.log()}")
+    if wait:
+        server.wait_ready(time.monotonic() + timeout)
+    return server
 
 
 @pytest.fixture

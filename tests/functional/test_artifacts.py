@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import requests
 from support import assert_bytes, assert_json, start_server, wait_for_exit
 
 CSV = b"x1,x2,x3\n1,2,3\n4,5,6\n0.5,1.5,-2\n10,0,1\n"
@@ -381,18 +380,6 @@ CASES: dict[str, Case] = {
 }
 
 
-def _wait_ready(server, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"drum server exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            requests.get(server.url + "/ping/", timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"drum server did not start:\n{server.log()}")
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`{case name: (server, expected body)}`: every case trained, then all servers started together."""
@@ -407,7 +394,7 @@ def served(tmp_path_factory):
             servers[name] = (start_server(code_dir, case.args, base / f"{name}.log", wait=False), expected)
         deadline = time.monotonic() + 240
         for server, _ in servers.values():
-            _wait_ready(server, deadline)
+            server.wait_ready(deadline)
         yield servers
     finally:
         for server, _ in servers.values():

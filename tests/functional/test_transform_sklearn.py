@@ -64,18 +64,6 @@ def _one_hot(code_dir):
 TRANSFORMERS = {"max_abs": _max_abs, "pipeline": _pipeline, "one_hot": _one_hot}
 
 
-def _wait_ready(server, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"drum server exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            requests.get(server.url + "/ping/", timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"drum server did not start:\n{server.log()}")
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """`{name: (server, fitted transformer)}`, all started together."""
@@ -92,7 +80,7 @@ def served(tmp_path_factory):
             servers[name] = (server, model)
         deadline = time.monotonic() + 120
         for server, _ in servers.values():
-            _wait_ready(server, deadline)
+            server.wait_ready(deadline)
         yield servers
     finally:
         for server, _ in servers.values():
