@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +10,7 @@ from typing import Any, NoReturn
 
 from drum.errors import BaseCustomUserError, DrumCommonException, DrumPythonModelAdapterError
 from drum.model.code_dir import CUSTOM_FILE, RUNNING_LANG_MSG, find_unique_file
+from drum.model.module_loader import import_from_file
 from drum.model.target import TargetType
 
 logger = logging.getLogger("drum.model.hooks")
@@ -62,24 +61,13 @@ def call(message: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any
 
 
 def _import_custom(path: Path) -> Any:
-    sys.path.insert(0, str(path.parent))
-    spec = importlib.util.spec_from_file_location("custom", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    previous = sys.modules.get("custom")
-    sys.modules["custom"] = module
     try:
-        spec.loader.exec_module(module)
+        return import_from_file(path, "custom")
     except ImportError as exc:
-        if previous is not None:
-            sys.modules["custom"] = previous
-        else:
-            sys.modules.pop("custom", None)
         logger.error("Could not load hooks: %s", exc)
         raise DrumCommonException(
             f"\n\n{RUNNING_LANG_MSG}\nFailed loading hooks from [{path}] : {exc}"
         ) from exc
-    return module
 
 
 def load_hooks(code_dir: str | Path, target_type: TargetType) -> Hooks:

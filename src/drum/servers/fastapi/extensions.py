@@ -12,10 +12,8 @@ ignoring it could, for instance, serve the model without the authentication it a
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +21,7 @@ from types import ModuleType
 from fastapi import FastAPI
 
 from drum.errors import DrumCommonException
+from drum.model.module_loader import import_from_file
 
 logger = logging.getLogger("drum.server.extensions")
 
@@ -70,30 +69,13 @@ def _import_extension(path: Path) -> ModuleType:
     from drum.model.compat import install_datarobot_drum_alias
 
     install_datarobot_drum_alias()  # extensions may `from datarobot_drum import RuntimeParameters`
-    directory = str(path.parent)
-    if directory in sys.path:
-        sys.path.remove(directory)
-    sys.path.insert(0, directory)
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise DrumCommonException(f"Failed to import FastAPI extension from [{path}]: not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    previous = sys.modules.get(MODULE_NAME)
-    sys.modules[MODULE_NAME] = module  # a fresh import, never a cached module of another code dir
     try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        if previous is not None:
-            sys.modules[MODULE_NAME] = previous
-        else:
-            sys.modules.pop(MODULE_NAME, None)
-        if not isinstance(exc, Exception):
-            raise
+        return import_from_file(path, MODULE_NAME)
+    except Exception as exc:
         logger.error("Could not import %s", path, exc_info=True)
         raise DrumCommonException(
             f"Failed to import FastAPI extension from [{path}]: {type(exc).__name__}: {exc}"
         ) from exc
-    return module
 
 
 def load_fastapi_extension(code_dir: str | os.PathLike[str]) -> Callable[[FastAPI], None] | None:

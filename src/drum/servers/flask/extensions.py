@@ -5,16 +5,15 @@ registered (DRUM 1.18 §5.9). Any failure stops startup with a `DrumCommonExcept
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask
 
 from drum.errors import DrumCommonException
+from drum.model.module_loader import import_from_file
 from drum.servers.fastapi.extensions import FLASK_EXTENSION_FILE, find_files
 
 logger = logging.getLogger("drum.server.extensions")
@@ -56,19 +55,8 @@ def _import(path: Path):
     from drum.model.compat import install_datarobot_drum_alias
 
     install_datarobot_drum_alias()  # extensions may `from datarobot_drum import RuntimeParameters`
-    directory = str(path.parent)
-    if directory in sys.path:
-        sys.path.remove(directory)
-    sys.path.insert(0, directory)
-    spec = importlib.util.spec_from_file_location(MODULE_NAME, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise DrumCommonException(f"Failed to extend Flask app from [{path}] : not a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE_NAME] = module
     try:
-        spec.loader.exec_module(module)
+        return import_from_file(path, MODULE_NAME)
     except Exception as exc:
-        sys.modules.pop(MODULE_NAME, None)
         logger.error("Could not import %s", path, exc_info=True)
         raise DrumCommonException(f"Failed to extend Flask app from [{path}] : {type(exc).__name__}: {exc}") from exc
-    return module
