@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -37,16 +38,25 @@ def test_metrics_off_by_default(drum_server, model_dir):
 def test_metrics_summed_over_two_workers(drum_server, model_dir):
     env = {"DRUM_METRICS_ENABLED": "true"}
     server = drum_server(model_dir(MODEL), "--target-type", "regression", "--max-workers", "2", env=env)
-    pids = set()
-    for _ in range(40):  # new connections, so both workers answer some
+    pids: set[float] = set()
+    sent = 0
+
+    def post(_: int) -> float:
         response = requests.post(server.url + "/predict/", data=b"a\n1\n", headers=CSV, timeout=10)
         assert response.status_code == 200
-        pids.add(response.json()["predictions"][0])
+        return response.json()["predictions"][0]
+
+    # The kernel hands each new connection to whichever worker accepts first, so one worker may win
+    # many in a row: send concurrent rounds of new connections until both workers have answered.
+    with ThreadPoolExecutor(8) as pool:
+        while len(pids) < 2 and sent < 2000:
+            pids.update(pool.map(post, range(40)))
+            sent += 40
     requests.get(server.url + "/nope", timeout=10)
     text = requests.get(server.url + "/metrics", timeout=10).text
     assert len(pids) == 2
-    assert _value(text, r'drum_requests_total\{method="POST",route="/predict/",status="200"\}') == 40
+    assert _value(text, r'drum_requests_total\{method="POST",route="/predict/",status="200"\}') == sent
     assert _value(text, r'drum_requests_total\{method="GET",route="unmatched",status="404"\}') == 1
-    assert _value(text, r'drum_request_duration_seconds_count\{route="/predict/"\}') == 40
+    assert _value(text, r'drum_request_duration_seconds_count\{route="/predict/"\}') == sent
     assert _value(text, r"drum_prediction_jobs") == 0
     assert _value(text, r"drum_worker_rss_bytes") > 0

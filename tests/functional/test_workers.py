@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from conftest import runtime_param
@@ -34,14 +35,20 @@ def sleep_csv(seconds: float) -> bytes:
 
 
 def worker_pids(server, attempts: int = 60) -> set[int]:
-    pids: set[int] = set()
-    for _ in range(attempts):
-        # a new connection each time: a kept-alive connection stays with one worker; the model predicts its pid
+    """Pids of the workers that answered `attempts` predictions, sent 4 at a time on new connections.
+
+    A kept-alive connection stays with one worker, and the kernel gives each new connection to whichever
+    worker accepts first, so concurrent connections are what spreads them; the model predicts its pid.
+    """
+
+    def post(_: int) -> int:
         response = requests.post(
             server.url + "/predict/", data=sleep_csv(0), headers={**CSV, "Connection": "close"}, timeout=10
         )
-        pids.add(int(response.json()["predictions"][0]))
-    return pids
+        return int(response.json()["predictions"][0])
+
+    with ThreadPoolExecutor(4) as pool:
+        return set(pool.map(post, range(attempts)))
 
 
 def wait_until(predicate, timeout: float = 60.0) -> bool:
