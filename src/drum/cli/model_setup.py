@@ -14,8 +14,11 @@ from drum.model.predictor import ModelConfig
 def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]:
     """Resolve language, target type and labels (CLI/env vs model-metadata.yaml) for the code dir."""
     code_dir = options.code_dir
-    language = detect_language(code_dir, getattr(options, "language", None))
-    if language != "python":
+    if getattr(options, "gpu_predictor", None) and not getattr(options, "language", None):
+        language = "other"  # as DRUM: the model is the backend server, no artifact to detect
+    else:
+        language = detect_language(code_dir, getattr(options, "language", None))
+    if language not in ("python", "other") or (language == "other" and not getattr(options, "gpu_predictor", None)):
         raise DrumCommonException(
             f"Models in language '{language}' are not supported by this drum; only Python models "
             "(custom.py hooks or Python artifacts) can be served."

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
-from drum.model.predictor import Predictor
+from drum.model.predictor import ModelConfig, Predictor
 from drum.observability.metrics import prepare_multiprocess_dir
 from drum.observability.stats import RequestTimes
 from drum.observability.tracing import setup_otel, shutdown_otel
@@ -51,7 +51,11 @@ def build_context(options: argparse.Namespace) -> ServingContext:
 
     config, metadata = model_config(options)
     deployment_config = read_deployment_config(getattr(options, "deployment_config", None))
-    predictor = Predictor(config).load()
+    gpu_predictor = getattr(options, "gpu_predictor", None)
+    if gpu_predictor:
+        predictor: Predictor = openai_backend_predictor(config, gpu_predictor, bool(getattr(options, "sidecar", False)))
+    else:
+        predictor = Predictor(config).load()
     return ServingContext(
         predictor=predictor,
         target_type=config.target_type,
@@ -61,6 +65,21 @@ def build_context(options: argparse.Namespace) -> ServingContext:
         deployment_config=deployment_config,
         times=RequestTimes(bool(getattr(options, "show_perf", False))),
     )
+
+
+def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> Predictor:
+    """`--gpu-predictor nim|vllm --sidecar`: the backend runs beside drum, which never starts it."""
+    from drum.model.openai_backend import OpenAIBackendPredictor
+
+    if kind not in ("nim", "vllm"):
+        raise DrumCommonException(f"--gpu-predictor {kind} is not supported by this drum (only nim and vllm).")
+    if not sidecar:
+        raise DrumCommonException(
+            f"--gpu-predictor {kind} without --sidecar would make drum start the {kind} server itself, which "
+            "this drum does not do. Start the OpenAI-compatible server yourself, point OPENAI_HOST/OPENAI_PORT "
+            "at it and add --sidecar."
+        )
+    return OpenAIBackendPredictor(config, kind).load()
 
 
 def load_context(options: argparse.Namespace, server_name: str = "fastapi") -> ServingContext:
@@ -96,6 +115,8 @@ def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) 
         metrics_enabled=get_setting("DRUM_METRICS_ENABLED"),
         extend=load_fastapi_extension(options.code_dir),
         on_load_error=lambda exc: report_load_error(exc, options),
+        port=parse_address(options.address)[1],
+        use_watchdog=get_setting("USE_NIM_WATCHDOG"),
     )
 
 
@@ -113,6 +134,11 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     server = select_server(options.code_dir)
     host, port = parse_address(options.address)
     if server != "fastapi":
+        if getattr(options, "gpu_predictor", None):
+            raise DrumCommonException(
+                "--gpu-predictor needs the FastAPI server (its backend proxy is asynchronous); unset "
+                "DRUM_SERVER_TYPE or set it to fastapi."
+            )
         from drum.servers.flask.run import run_flask
 
         return run_flask(server, options, argv if argv is not None else sys.argv[1:], host, port)

@@ -171,6 +171,48 @@ SETTINGS: tuple[Setting, ...] = (
         "DRUM_SSL_CA_CERTS", "path", None,
         "CA bundle to verify client certificates (mutual TLS; clients must present a certificate).",
     ),
+    # OpenAI-compatible backends (--gpu-predictor nim|vllm --sidecar) and DRUM's NIM watchdog.
+    Setting(
+        "OPENAI_HOST", "str", "localhost",
+        "--gpu-predictor nim|vllm: host of the OpenAI-compatible backend (NIM: runtime parameter "
+        "DR_NIM_SERVER_HOST wins).",
+    ),
+    Setting(
+        "OPENAI_PORT", "int", 9999,
+        "--gpu-predictor nim|vllm: port of the backend (NIM: runtime parameter DR_NIM_SERVER_PORT wins).",
+        minimum=1, maximum=65535,
+    ),
+    Setting(
+        "DRUM_OPENAI_CLIENT_TIMEOUT", "int", 3600,
+        "--gpu-predictor nim|vllm: seconds the OpenAI client waits for the backend (predictions, chat, /models).",
+        minimum=1, maximum=86400,
+    ),
+    Setting(
+        "NIM_DIRECT_ACCESS_REQUEST_TIMEOUT", "int", 3600,
+        "/directAccess/ and /nim/: seconds to connect to the backend and between bytes of its answer; "
+        "then 504.",
+        minimum=1, maximum=86400,
+    ),
+    Setting(
+        "USE_NIM_WATCHDOG", "bool", False,
+        "Each worker polls its own /info/; after NIM_WATCHDOG_MAX_ATTEMPTS failed polls it logs an error and "
+        "/, /ping/ and /health/ answer 513 until a poll succeeds. It never kills a process (drum starts none).",
+    ),
+    Setting(
+        "NIM_WATCHDOG_REQUEST_TIMEOUT", "int", 120,
+        "Seconds the watchdog waits for /info/.",
+        minimum=1, maximum=3600,
+    ),
+    Setting(
+        "NIM_WATCHDOG_MAX_ATTEMPTS", "int", 3,
+        "Consecutive failed watchdog polls (back-off 4*attempt^2 s) before the worker reports unhealthy.",
+        minimum=1, maximum=1000,
+    ),
+    Setting(
+        "NIM_WATCHDOG_INTERVAL", "int", 10,
+        "Seconds between watchdog polls while /info/ answers (DRUM: fixed 10).",
+        minimum=1, maximum=3600,
+    ),
     # Legacy Flask backend under gunicorn (DRUM_SERVER_TYPE=gunicorn); DRUM 1.18's names and ranges.
     Setting(
         "DRUM_GUNICORN_WORKER_CLASS", "choice", "sync",

@@ -7,7 +7,6 @@ It loads hooks and the model once, then offers `predict`, `transform`, `predict_
 from __future__ import annotations
 
 import inspect
-import itertools
 import logging
 import os
 import sys
@@ -301,9 +300,14 @@ class Predictor:
     def supports_chat(self) -> bool:
         return self.hooks.has("chat")
 
+    @staticmethod
+    def association_id(params: dict) -> str:
+        """`datarobot_association_id` from the request body, else a new UUID4 (never given to hooks)."""
+        return params.get("datarobot_association_id") or str(uuid.uuid4())
+
     def chat(self, params: dict, headers: dict | None = None) -> Any:
         """Call the chat hook; returns a completion object or an iterator of chunks."""
-        association_id = params.get("datarobot_association_id") or str(uuid.uuid4())
+        association_id = self.association_id(params)
         hook = self.hooks.get("chat")
         assert hook is not None
         if len(inspect.signature(hook).parameters) > 2:
@@ -313,31 +317,7 @@ class Predictor:
         if getattr(response, "object", None) == "chat.completion":
             response.datarobot_association_id = association_id
             return response
-        return self._tag_chunks(self._check_stream(response), association_id)
-
-    @staticmethod
-    def _check_stream(response: Any) -> Iterator[Any]:
-        try:
-            it = iter(response)
-            first = next(it)
-            if type(first).__name__ == "ChatCompletionChunk" or getattr(first, "object", None) == (
-                "chat.completion.chunk"
-            ):
-                return itertools.chain([first], it)
-            raise Exception(f"First chunk does not look like chat completion chunk. str(chunk): '{first}'")
-        except StopIteration:
-            return iter(())
-        except Exception as exc:
-            raise Exception(
-                f"Expected response to be ChatCompletion or Iterable[ChatCompletionChunk]. response type: "
-                f"{type(response)}.response(str): {response}"
-            ) from exc
-
-    @staticmethod
-    def _tag_chunks(chunks: Iterator[Any], association_id: str) -> Iterator[Any]:
-        for chunk in chunks:
-            chunk.datarobot_association_id = association_id
-            yield chunk
+        return tag_chunks(response, association_id)
 
     def models(self) -> dict:
         result: dict = {"object": "list", "data": []}
@@ -372,3 +352,47 @@ class Predictor:
             "supported_methods": {"chat": self.supports_chat()},
         }
 
+
+
+def tag_chunks(response: Any, association_id: str) -> Iterator[Any]:
+    """Check that `response` streams chat completion chunks (DRUM's first-chunk peek) and tag each with
+    the association id. Returns a generator whose `close()` closes the hook's iterator (and `response`,
+    e.g. an OpenAI `Stream`), so a client that goes away stops the work upstream."""
+    it: Iterator[Any] | None = None
+    try:
+        it = iter(response)
+        first = next(it)
+        if type(first).__name__ != "ChatCompletionChunk" and getattr(first, "object", None) != (
+            "chat.completion.chunk"
+        ):
+            raise Exception(f"First chunk does not look like chat completion chunk. str(chunk): '{first}'")
+    except StopIteration:
+        return iter(())
+    except Exception as exc:
+        _close(it, response)
+        raise Exception(
+            f"Expected response to be ChatCompletion or Iterable[ChatCompletionChunk]. response type: "
+            f"{type(response)}.response(str): {response}"
+        ) from exc
+    return _tagged(first, it, response, association_id)
+
+
+def _tagged(first: Any, rest: Iterator[Any], response: Any, association_id: str) -> Iterator[Any]:
+    try:
+        first.datarobot_association_id = association_id
+        yield first
+        for chunk in rest:
+            chunk.datarobot_association_id = association_id
+            yield chunk
+    finally:
+        _close(rest, response)
+
+
+def _close(*iterators: Any) -> None:
+    seen: set[int] = set()
+    for obj in iterators:
+        close = getattr(obj, "close", None)
+        if obj is None or id(obj) in seen or not callable(close):
+            continue
+        seen.add(id(obj))
+        close()

@@ -304,7 +304,7 @@ def record_response(span: Any, name: str, status: int, body: bytes) -> None:
 def stream_with_span(parent: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Iterate a streamed chat answer inside `drum.chat.completions.stream`, a child of the request span."""
     if parent is None:
-        yield from chunks
+        yield from chunks  # `yield from` closes `chunks` when this generator is closed
         return
     span = trace.get_tracer(TRACER_NAME).start_span(STREAM_SPAN, context=trace.set_span_in_context(parent))
     seen: list[bytes] = []
@@ -313,6 +313,9 @@ def stream_with_span(parent: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
             seen.append(chunk)
             yield chunk
     finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
         try:
             span.set_attributes(chat_response_attributes(response_from_sse(seen)))
         except Exception:  # noqa: BLE001

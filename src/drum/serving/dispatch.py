@@ -47,3 +47,17 @@ def run_route(ctx: ServingContext, route: Route, req: RequestData) -> ResponseDa
     finally:
         if route.timed:
             ctx.times.add(time.perf_counter() - started)
+
+
+async def run_route_async(ctx: ServingContext, route: Route, req: RequestData) -> ResponseData:
+    """`run_route` for routes with an `async_handler` (backend I/O on the event loop)."""
+    assert route.async_handler is not None
+    try:
+        if route.span is None:
+            return await route.async_handler(ctx, req)
+        with tracing.request_span(route.span, req.headers, req.body) as span:
+            result = await route.async_handler(ctx, req)
+            tracing.record_response(span, route.span, result.status, result.body)
+            return result
+    except Exception as exc:  # noqa: BLE001 - every failure (not a cancellation) becomes DRUM's error
+        return response_for_exception(exc)

@@ -41,6 +41,10 @@ class ServingContext:
     #: Prometheus metrics when DRUM_METRICS_ENABLED is on (an observability.metrics.Metrics).
     metrics: Any = None
     resources: ResourceMonitor = field(default_factory=ResourceMonitor)
+    #: The OpenAI-compatible backend over HTTP (a serving.proxy.BackendProxy) in GPU/sidecar mode.
+    proxy: Any = None
+    #: Set by the NIM watchdog when this worker's own /info/ stopped answering: health routes give 513.
+    unhealthy: str | None = None
 
     @property
     def model(self) -> Predictor:
@@ -56,11 +60,22 @@ def _fail(message: str, status: int = 422) -> HTTPError:
 
 
 def ping(ctx: ServingContext, req: RequestData) -> ResponseData:
+    if ctx.unhealthy is not None:
+        return error_response(ctx.unhealthy, 513)
     return json_response({"message": "OK"})
 
 
-def health(ctx: ServingContext, req: RequestData) -> ResponseData:
-    return json_response({"message": "OK"})
+health = ping
+
+
+async def probe(ctx: ServingContext, req: RequestData) -> ResponseData:
+    """`/`, `/ping/`, `/health/` in GPU/sidecar mode: DRUM's liveness/readiness probes ask the backend."""
+    if ctx.unhealthy is not None or ctx.proxy is None:
+        return ping(ctx, req)
+    response = await ctx.proxy.health()
+    if response.status != 200 and hasattr(ctx.predictor, "reset_served_model_name"):
+        ctx.model.reset_served_model_name()
+    return response
 
 
 def info(ctx: ServingContext, req: RequestData) -> ResponseData:
@@ -215,10 +230,16 @@ def chat(ctx: ServingContext, req: RequestData) -> ResponseData:
 
 
 def _sse(chunks: Iterator[Any]) -> Iterator[bytes]:
-    """DRUM's SSE framing: `data: ` before every line of each chunk's JSON, a blank line after it."""
-    for chunk in chunks:
-        text = chunk.to_json(indent=None)
-        yield "".join(f"data: {line}\n" for line in text.splitlines()).encode() + b"\n"
+    """DRUM's SSE framing: `data: ` before every line of each chunk's JSON, a blank line after it.
+    Closing this generator (client gone) closes `chunks`, i.e. the hook's iterator."""
+    try:
+        for chunk in chunks:
+            text = chunk.to_json(indent=None)
+            yield "".join(f"data: {line}\n" for line in text.splitlines()).encode() + b"\n"
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
     yield b"data: [DONE]\n\n"
 
 
@@ -230,6 +251,13 @@ def models(ctx: ServingContext, req: RequestData) -> ResponseData:
 
 def direct_access(ctx: ServingContext, req: RequestData) -> ResponseData:
     return json_response({"message": "This endpoint is only supported by OpenAI based predictors"}, 400)
+
+
+async def direct_access_async(ctx: ServingContext, req: RequestData) -> ResponseData:
+    """`/directAccess/{path}`, `/nim/{path}`: forwarded to the backend, streamed both ways."""
+    if ctx.proxy is None:
+        return direct_access(ctx, req)
+    return await ctx.proxy.forward(req, req.path_params.get("path", ""))
 
 
 def options(allowed: tuple[str, ...]) -> ResponseData:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -86,6 +86,9 @@ class RequestData:
     headers: list[tuple[str, str]] = field(default_factory=list)
     query: QueryParams = field(default_factory=QueryParams)
     path_params: dict[str, str] = field(default_factory=dict)
+    #: The body as it arrives (async chunks), for routes that stream it on (the backend proxy); then
+    #: `body` is empty.
+    body_stream: AsyncIterator[bytes] | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,8 @@ class ResponseData:
     headers: list[tuple[str, str]] = field(default_factory=list)
     #: When set, the body is streamed from this iterator (run off the event loop) instead of `body`.
     stream: Iterator[bytes] | None = None
+    #: An async stream (proxied backend bytes), sent from the event loop; servers that cannot, refuse.
+    astream: AsyncIterator[bytes] | None = None
 
 
 def json_bytes(obj: Any) -> bytes:

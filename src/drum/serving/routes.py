@@ -8,7 +8,7 @@ from Flask's 308 redirects and 404s; see README).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from drum.serving import handlers
@@ -17,6 +17,7 @@ from drum.serving.request import RequestData
 from drum.serving.response import ResponseData
 
 Handler = Callable[[ServingContext, RequestData], ResponseData]
+AsyncHandler = Callable[[ServingContext, RequestData], Awaitable[ResponseData]]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Route:
     error_server: bool = False
     #: Prediction routes whose wall time goes to `/stats/` time_info.
     timed: bool = False
+    #: Servers that run a loop use this instead of `handler` (network I/O only, never model code).
+    async_handler: AsyncHandler | None = None
+    #: The body is not read up front: `RequestData.body_stream` hands it on as it arrives.
+    stream_request: bool = False
 
     def allowed_methods(self) -> tuple[str, ...]:
         """What the route answers, as Flask does: HEAD with GET, and OPTIONS everywhere."""
@@ -52,7 +57,20 @@ class Route:
 
 
 def _health(path: str, handler: Handler, name: str) -> Route:
-    return Route(path, ("GET",), handler, name, on_loop=True, error_server=True)
+    return Route(path, ("GET",), handler, name, on_loop=True, error_server=True, async_handler=handlers.probe)
+
+
+def _proxy(path: str) -> Route:
+    return Route(
+        path,
+        PROXY_METHODS,
+        handlers.direct_access,
+        "forward_request",
+        "drum.directAccess",
+        on_loop=True,
+        async_handler=handlers.direct_access_async,
+        stream_request=True,
+    )
 
 
 def _scoring(path: str, handler: Handler, name: str, span: str) -> Route:
@@ -62,6 +80,8 @@ def _scoring(path: str, handler: Handler, name: str, span: str) -> Route:
 
 UNSTRUCTURED = "predict_unstructured"
 PROXY_METHODS = ("GET", "POST", "PUT")
+#: Routes whose request body is streamed on, not read first (relative to URL_PREFIX).
+STREAMED_PREFIXES = ("/directAccess/", "/nim/")
 
 ROUTES: tuple[Route, ...] = (
     _health("/", handlers.ping, "ping"),
@@ -81,8 +101,8 @@ ROUTES: tuple[Route, ...] = (
     Route("/v1/chat/completions", ("POST",), handlers.chat, "chat", "drum.chat.completions", timed=True),
     Route("/models", ("GET",), handlers.models, "get_supported_llm_models", timed=True),
     Route("/v1/models", ("GET",), handlers.models, "get_supported_llm_models", timed=True),
-    Route("/directAccess/{path:path}", PROXY_METHODS, handlers.direct_access, "forward_request", "drum.directAccess"),
-    Route("/nim/{path:path}", PROXY_METHODS, handlers.direct_access, "forward_request", "drum.directAccess"),
+    _proxy("/directAccess/{path:path}"),
+    _proxy("/nim/{path:path}"),
 )
 
 

@@ -11,13 +11,13 @@ import contextvars
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 
@@ -27,12 +27,15 @@ from drum.observability.metrics import Metrics, MetricsMiddleware
 from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddleware
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
 from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
-from drum.serving.dispatch import early_response, run_route
+from drum.servers.fastapi.streaming import ClosingStreamingResponse, iterate_off_loop
+from drum.serving.dispatch import early_response, run_route, run_route_async
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
 from drum.serving.handlers import ServingContext
+from drum.serving.proxy import backend_proxy_for
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData, error_response
-from drum.serving.routes import ROUTES, Route, full_paths
+from drum.serving.routes import ROUTES, STREAMED_PREFIXES, Route, full_paths
+from drum.serving.watchdog import Watchdog
 
 logger = logging.getLogger("drum.server")
 BUSY_TEXT = "Server is busy: every prediction thread and queue place is taken. Retry later."
@@ -60,6 +63,9 @@ class AppConfig:
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
     extend: Callable[[FastAPI], None] | None = None
+    #: The port served (the NIM watchdog polls this worker's own /info/ there).
+    port: int | None = None
+    use_watchdog: bool = False
 
 
 class DrumState:
@@ -72,10 +78,18 @@ class DrumState:
         self.request_timeout: float = 0
 
 
-def to_response(data: ResponseData) -> Response:
+def to_response(data: ResponseData, executor: Executor | None = None) -> Response:
+    """The Starlette response for `data`; a sync stream is iterated on `executor`, never on the loop."""
     headers = dict(data.headers)
+    body: AsyncIterator[bytes] | None = data.astream
     if data.stream is not None:
-        return StreamingResponse(data.stream, status_code=data.status, headers=headers, media_type=data.content_type)
+        assert executor is not None, "a streamed response needs the executor to iterate on"
+        body = iterate_off_loop(data.stream, executor)
+    if body is not None:
+        response = ClosingStreamingResponse(body, status_code=data.status, headers=headers)
+        if data.content_type is not None:
+            response.headers["content-type"] = data.content_type
+        return response
     response = Response(data.body, status_code=data.status, headers=headers)
     if data.content_type is not None:
         response.headers["content-type"] = data.content_type
@@ -101,11 +115,16 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
             return to_response(early)
         assert ctx is not None
         files = getattr(request.state, "files", None)
-        if isinstance(files, LazyFiles):  # prefetched by DRUM's middleware, multipart parsed at most once
+        if route.stream_request and not isinstance(files, LazyFiles):
+            req = _request_data(request, b"")
+            req.body_stream = request.stream()
+        elif isinstance(files, LazyFiles):  # prefetched by DRUM's middleware, multipart parsed at most once
             req = files.request
             req.path_params = dict(request.path_params)
         else:
             req = _request_data(request, await request.body())
+        if route.async_handler is not None:
+            return to_response(await run_route_async(ctx, route, req))
         if route.on_loop:
             return to_response(run_route(ctx, route, req))
         assert state.admission is not None
@@ -120,7 +139,7 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
         except asyncio.TimeoutError:
             logger.error("Request %s %s timed out after %ss", request.method, request.url.path, timeout)
             return to_response(error_response(f"Request timed out after {timeout:g} seconds", 504))
-        return to_response(result)
+        return to_response(result, state.executor)
 
     endpoint.__name__ = route.name
     return endpoint
@@ -148,10 +167,21 @@ def create_app(config: AppConfig) -> FastAPI:
             logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
             state.ctx = error_context(exc)
         state.ctx.metrics = metrics
+        state.ctx.proxy = backend_proxy_for(state.ctx.predictor)
+        if state.ctx.proxy is not None:
+            await state.ctx.proxy.open()
+        watchdog = None
+        if config.use_watchdog and config.port:
+            watchdog = Watchdog(state.ctx, config.port, config.url_prefix)
+            watchdog.start()
         flusher.start()
         try:
             yield
         finally:
+            if watchdog is not None:
+                watchdog.stop()
+            if state.ctx.proxy is not None:
+                await state.ctx.proxy.aclose()
             state.executor.shutdown(wait=True, cancel_futures=True)
             flusher.stop()
             tracing.shutdown_otel()
@@ -185,7 +215,7 @@ def create_app(config: AppConfig) -> FastAPI:
         config.extend(app)  # user middleware wraps the routes, inside DRUM's outer layer below
     if metrics is not None:
         app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(BodyPrefetchMiddleware)
+    app.add_middleware(BodyPrefetchMiddleware, skip=tuple(config.url_prefix + p for p in STREAMED_PREFIXES))
     app.add_middleware(BodyLimitMiddleware, limit=config.max_upload_size)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(StdoutFlusherMiddleware, flusher=flusher)

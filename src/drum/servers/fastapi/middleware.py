@@ -100,13 +100,15 @@ class LazyFiles(Mapping):
 
 class BodyPrefetchMiddleware:
     """Reads the body once, before user middleware runs, into `request.state.body` (bytes) and
-    `request.state.files`; downstream `await request.body()` replays it."""
+    `request.state.files`; downstream `await request.body()` replays it. Paths starting with one of
+    `skip` (the backend proxy, which streams the body on) are left alone."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, skip: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.skip and scope["path"].startswith(self.skip)):
             await self.app(scope, receive, send)
             return
         chunks = []
