@@ -174,17 +174,17 @@ SETTINGS: tuple[Setting, ...] = (
     # OpenAI-compatible backends (--gpu-predictor nim|vllm --sidecar) and DRUM's NIM watchdog.
     Setting(
         "OPENAI_HOST", "str", "localhost",
-        "--gpu-predictor nim|vllm: host of the OpenAI-compatible backend (NIM: runtime parameter "
+        "--gpu-predictor nim or vllm: host of the OpenAI-compatible backend (NIM: runtime parameter "
         "DR_NIM_SERVER_HOST wins).",
     ),
     Setting(
         "OPENAI_PORT", "int", 9999,
-        "--gpu-predictor nim|vllm: port of the backend (NIM: runtime parameter DR_NIM_SERVER_PORT wins).",
+        "--gpu-predictor nim or vllm: port of the backend (NIM: runtime parameter DR_NIM_SERVER_PORT wins).",
         minimum=1, maximum=65535,
     ),
     Setting(
         "DRUM_OPENAI_CLIENT_TIMEOUT", "int", 3600,
-        "--gpu-predictor nim|vllm: seconds the OpenAI client waits for the backend (predictions, chat, /models).",
+        "--gpu-predictor nim or vllm: seconds the OpenAI client waits for the backend (predictions, chat, /models).",
         minimum=1, maximum=86400,
     ),
     Setting(
