@@ -256,6 +256,9 @@ def direct_access(ctx: ServingContext, req: RequestData) -> ResponseData:
 async def direct_access_async(ctx: ServingContext, req: RequestData) -> ResponseData:
     """`/directAccess/{path}`, `/nim/{path}`: forwarded to the backend, streamed both ways."""
     if ctx.proxy is None:
+        if req.body_stream is not None:  # read (and drop) the body so the connection stays usable
+            async for _ in req.body_stream:
+                pass
         return direct_access(ctx, req)
     return await ctx.proxy.forward(req, req.path_params.get("path", ""))
 
