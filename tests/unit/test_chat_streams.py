@@ -1,0 +1,111 @@
+"""Closing a streamed chat answer at any layer closes the hook's generator (what a disconnect does)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from drum.model.predictor import tag_chunks
+from drum.observability.tracing import stream_with_span
+from drum.servers.fastapi.streaming import GuardedIterator, iterate_off_loop
+from drum.serving.handlers import _sse
+
+
+class Chunk:
+    object = "chat.completion.chunk"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def to_json(self, indent=None) -> str:
+        return f'{{"n":{self.n}}}'
+
+
+def endless(events: list[str]):
+    i = 0
+    try:
+        while True:
+            events.append(f"chunk {i}")
+            yield Chunk(i)
+            i += 1
+    finally:
+        events.append("closed")
+
+
+def test_closing_the_sse_stream_closes_the_hook_generator():
+    events: list[str] = []
+    stream = stream_with_span(None, _sse(tag_chunks(endless(events), "assoc")))
+    assert next(stream) == b"data: {\"n\":0}\n\n"
+    assert next(stream) == b"data: {\"n\":1}\n\n"
+    stream.close()
+    assert events == ["chunk 0", "chunk 1", "closed"]
+
+
+def test_a_rejected_stream_is_closed():
+    events: list[str] = []
+
+    def wrong():
+        try:
+            yield "not a chunk"
+        finally:
+            events.append("closed")
+
+    with pytest.raises(Exception, match="Expected response to be ChatCompletion"):
+        tag_chunks(wrong(), "assoc")
+    assert events == ["closed"]
+
+
+def test_close_waits_for_a_next_in_flight():
+    """A generator cannot be closed while it runs: close() waits for the running next() to return."""
+    started, release = threading.Event(), threading.Event()
+    events: list[str] = []
+
+    def slow():
+        try:
+            yield b"a"
+            started.set()
+            release.wait(10)
+            events.append("second produced")
+            yield b"b"
+        finally:
+            events.append("closed")
+
+    guarded = GuardedIterator(slow())
+    assert guarded.next_or_none() == b"a"
+    worker = threading.Thread(target=guarded.next_or_none)
+    worker.start()
+    assert started.wait(10)
+    closer = threading.Thread(target=guarded.close)
+    closer.start()
+    release.set()
+    worker.join(10)
+    closer.join(10)
+    assert events == ["second produced", "closed"]
+    assert guarded.next_or_none() is None
+
+
+def test_iterate_off_loop_runs_next_on_the_executor_and_closes_on_aclose():
+    events: list[str] = []
+    threads: set[str] = set()
+
+    def gen():
+        try:
+            for i in range(100):
+                threads.add(threading.current_thread().name)
+                yield str(i).encode()
+        finally:
+            events.append("closed")
+
+    async def main(executor: ThreadPoolExecutor) -> list[bytes]:
+        stream = iterate_off_loop(gen(), executor)
+        got = [await stream.__anext__(), await stream.__anext__()]
+        await stream.aclose()
+        return got
+
+    with ThreadPoolExecutor(1, thread_name_prefix="drum-predict") as executor:
+        assert asyncio.run(main(executor)) == [b"0", b"1"]
+    assert events == ["closed"]
+    assert threads == {"drum-predict_0"}
