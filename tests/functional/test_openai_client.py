@@ -14,6 +14,7 @@ from support import UUID4, ours_only, runtime_param, server_pool
 
 CHAT_MODEL = {
     "custom.py": """
+        import gc
         import time
         from pathlib import Path
 
@@ -58,10 +59,27 @@ CHAT_MODEL = {
             yield chunk(model, "after", "stop")
 
 
+        def late(code_dir, model):
+            try:
+                yield chunk(model, "late")
+                yield chunk(model, None, "stop")
+            finally:
+                (code_dir / "late.closed").touch()
+
+
         def chat(completion_create_params, model, headers):
             params = completion_create_params
             name = params.get("model") or "my-model"
             last = params["messages"][-1]["content"]
+            if last == "late":  # the first chunk comes after DRUM_CLIENT_REQUEST_TIMEOUT
+                time.sleep(2)
+                # a reference cycle keeps the generator alive once drum drops it (gc off): only an
+                # explicit close() runs its `finally`
+                gc.disable()
+                stream = late(model, name)
+                holder = [stream]
+                holder.append(holder)
+                return stream
             if params.get("stream"):
                 if last == "endless":
                     return endless(model, name)
@@ -208,3 +226,17 @@ def test_a_waiting_stream_does_not_block_the_event_loop(server):
         rest = [line for line in lines if line]
     assert json.loads(rest[0][len(b"data: "):])["choices"][0]["delta"]["content"] == "after"
     assert rest[-1] == b"data: [DONE]"
+
+
+@ours_only
+def test_a_stream_that_missed_the_request_timeout_is_closed(drum_server, tmp_path):
+    """The client got 504; the generator the hook returned later is closed, not left running."""
+    from support import write_model
+
+    env = {"TARGET_NAME": "completion", "MLOPS_RUNTIME_PARAM_DRUM_CLIENT_REQUEST_TIMEOUT": runtime_param(1, "numeric")}
+    code_dir = write_model(tmp_path / "late", CHAT_MODEL)
+    server = drum_server(code_dir, "--target-type", "textgeneration", env=env)
+    body = {"model": "m", "messages": [{"role": "user", "content": "late"}], "stream": True}
+    response = server.post("/chat/completions", json=body)
+    assert response.status_code == 504
+    _wait_for((code_dir / "late.closed").exists, "the late generator to be closed")

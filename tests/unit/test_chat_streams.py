@@ -44,6 +44,15 @@ def test_closing_the_sse_stream_closes_the_hook_generator():
     assert events == ["chunk 0", "chunk 1", "closed"]
 
 
+def test_closing_before_the_first_chunk_still_closes_the_hook_generator():
+    """A client gone before the first byte: the wrappers never ran, the hook's generator (already
+    started by DRUM's first-chunk peek) must still be closed."""
+    events: list[str] = []
+    stream = stream_with_span(None, _sse(tag_chunks(endless(events), "assoc")))
+    stream.close()
+    assert events == ["chunk 0", "closed"]
+
+
 def test_a_rejected_stream_is_closed():
     events: list[str] = []
 

@@ -6,6 +6,7 @@ It loads hooks and the model once, then offers `predict`, `transform`, `predict_
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -28,6 +29,7 @@ from drum.model.hooks import Hooks, call, fail, load_hooks
 from drum.model.marshalling import marshal_predictions, request_labels, split_extra_output
 from drum.model.target import TargetType
 from drum.model.typeschema import SchemaValidator
+from drum.streams import ClosingIterator, close_all
 
 logger = logging.getLogger("drum.model.predictor")
 
@@ -356,7 +358,7 @@ class Predictor:
 
 def tag_chunks(response: Any, association_id: str) -> Iterator[Any]:
     """Check that `response` streams chat completion chunks (DRUM's first-chunk peek) and tag each with
-    the association id. Returns a generator whose `close()` closes the hook's iterator (and `response`,
+    the association id. Returns an iterator whose `close()` closes the hook's iterator (and `response`,
     e.g. an OpenAI `Stream`), so a client that goes away stops the work upstream."""
     it: Iterator[Any] | None = None
     try:
@@ -369,30 +371,18 @@ def tag_chunks(response: Any, association_id: str) -> Iterator[Any]:
     except StopIteration:
         return iter(())
     except Exception as exc:
-        _close(it, response)
+        with contextlib.suppress(Exception):
+            close_all(it, response)
         raise Exception(
             f"Expected response to be ChatCompletion or Iterable[ChatCompletionChunk]. response type: "
             f"{type(response)}.response(str): {response}"
         ) from exc
-    return _tagged(first, it, response, association_id)
+    return ClosingIterator(_tagged(first, it, association_id), it, response)
 
 
-def _tagged(first: Any, rest: Iterator[Any], response: Any, association_id: str) -> Iterator[Any]:
-    try:
-        first.datarobot_association_id = association_id
-        yield first
-        for chunk in rest:
-            chunk.datarobot_association_id = association_id
-            yield chunk
-    finally:
-        _close(rest, response)
-
-
-def _close(*iterators: Any) -> None:
-    seen: set[int] = set()
-    for obj in iterators:
-        close = getattr(obj, "close", None)
-        if obj is None or id(obj) in seen or not callable(close):
-            continue
-        seen.add(id(obj))
-        close()
+def _tagged(first: Any, rest: Iterator[Any], association_id: str) -> Iterator[Any]:
+    first.datarobot_association_id = association_id
+    yield first
+    for chunk in rest:
+        chunk.datarobot_association_id = association_id
+        yield chunk

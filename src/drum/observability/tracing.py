@@ -30,6 +30,8 @@ try:
 except ImportError:  # pragma: no cover - the `otel` extra is not installed
     trace = None  # type: ignore[assignment]
 
+from drum.streams import ClosingIterator
+
 logger = logging.getLogger("drum.observability.tracing")
 TRACER_NAME = "datarobot_drum.drum.root_predictors.prediction_server"
 CHAT_SPAN = "drum.chat.completions"
@@ -302,10 +304,14 @@ def record_response(span: Any, name: str, status: int, body: bytes) -> None:
 
 
 def stream_with_span(parent: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """Iterate a streamed chat answer inside `drum.chat.completions.stream`, a child of the request span."""
+    """Iterate a streamed chat answer inside `drum.chat.completions.stream`, a child of the request span.
+    Closing the result closes `chunks` (even before the first chunk)."""
     if parent is None:
-        yield from chunks  # `yield from` closes `chunks` when this generator is closed
-        return
+        return chunks
+    return ClosingIterator(_traced(parent, chunks), chunks)
+
+
+def _traced(parent: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
     span = trace.get_tracer(TRACER_NAME).start_span(STREAM_SPAN, context=trace.set_span_in_context(parent))
     seen: list[bytes] = []
     try:
@@ -313,9 +319,6 @@ def stream_with_span(parent: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
             seen.append(chunk)
             yield chunk
     finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
         try:
             span.set_attributes(chat_response_attributes(response_from_sse(seen)))
         except Exception:  # noqa: BLE001

@@ -18,6 +18,7 @@ from drum.observability.stats import RequestTimes
 from drum.serving.errors import UNSUPPORTED_JSON_TEXT, BadRequest, HTTPError
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response, json_response
+from drum.streams import ClosingIterator
 
 SAMPLES_MISSING = (
     "Samples should be provided as:   - a csv or mtx under `{}` form-data param key.  - binary data"
@@ -231,16 +232,15 @@ def chat(ctx: ServingContext, req: RequestData) -> ResponseData:
 
 def _sse(chunks: Iterator[Any]) -> Iterator[bytes]:
     """DRUM's SSE framing: `data: ` before every line of each chunk's JSON, a blank line after it.
-    Closing this generator (client gone) closes `chunks`, i.e. the hook's iterator."""
-    try:
+    Closing it (client gone) closes `chunks`, i.e. the hook's iterator, even before the first chunk."""
+
+    def frames() -> Iterator[bytes]:
         for chunk in chunks:
             text = chunk.to_json(indent=None)
             yield "".join(f"data: {line}\n" for line in text.splitlines()).encode() + b"\n"
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-    yield b"data: [DONE]\n\n"
+        yield b"data: [DONE]\n\n"
+
+    return ClosingIterator(frames(), chunks)
 
 
 def models(ctx: ServingContext, req: RequestData) -> ResponseData:

@@ -138,11 +138,27 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
             result = await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
             logger.error("Request %s %s timed out after %ss", request.method, request.url.path, timeout)
+            future.add_done_callback(lambda done: _close_abandoned_stream(done, state.executor))
             return to_response(error_response(f"Request timed out after {timeout:g} seconds", 504))
         return to_response(result, state.executor)
 
     endpoint.__name__ = route.name
     return endpoint
+
+
+def _close_abandoned_stream(future: asyncio.Future, executor: Executor | None) -> None:
+    """A handler that finished after its request got 504 may have opened a stream (a chat generator):
+    close it on the executor (never on the loop)."""
+    if future.cancelled() or future.exception() is not None:
+        return
+    close = getattr(getattr(future.result(), "stream", None), "close", None)
+    if close is None:
+        return
+    try:
+        assert executor is not None
+        executor.submit(close)
+    except (AssertionError, RuntimeError):  # shutting down
+        close()
 
 
 def create_app(config: AppConfig) -> FastAPI:
