@@ -195,7 +195,7 @@ class OpenAIBackendPredictor(Predictor):
 
     def info(self) -> dict:
         info = super().info()
-        info["predictor"] = None
+        del info["predictor"]  # DRUM's GPU predictors have no artifact predictor, and no such key
         return info
 
     def capabilities(self) -> dict:

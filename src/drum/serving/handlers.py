@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from drum import DRUM_COMPAT_VERSION
 from drum.errors import DrumSchemaValidationException
@@ -19,6 +19,9 @@ from drum.serving.errors import UNSUPPORTED_JSON_TEXT, BadRequest, HTTPError
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response, json_response
 from drum.streams import ClosingIterator
+
+if TYPE_CHECKING:
+    from drum.serving.proxy import BackendProxy
 
 SAMPLES_MISSING = (
     "Samples should be provided as:   - a csv or mtx under `{}` form-data param key.  - binary data"
@@ -42,8 +45,8 @@ class ServingContext:
     #: Prometheus metrics when DRUM_METRICS_ENABLED is on (an observability.metrics.Metrics).
     metrics: Any = None
     resources: ResourceMonitor = field(default_factory=ResourceMonitor)
-    #: The OpenAI-compatible backend over HTTP (a serving.proxy.BackendProxy) in GPU/sidecar mode.
-    proxy: Any = None
+    #: The OpenAI-compatible backend over HTTP in GPU/sidecar mode (opened in the server's lifespan).
+    proxy: BackendProxy | None = None
     #: Set by the NIM watchdog when this worker's own /info/ stopped answering: health routes give 513.
     unhealthy: str | None = None
 
@@ -73,10 +76,7 @@ async def probe(ctx: ServingContext, req: RequestData) -> ResponseData:
     """`/`, `/ping/`, `/health/` in GPU/sidecar mode: DRUM's liveness/readiness probes ask the backend."""
     if ctx.unhealthy is not None or ctx.proxy is None:
         return ping(ctx, req)
-    response = await ctx.proxy.health()
-    if response.status != 200 and hasattr(ctx.predictor, "reset_served_model_name"):
-        ctx.model.reset_served_model_name()
-    return response
+    return await ctx.proxy.health(getattr(ctx.predictor, "reset_served_model_name", None))
 
 
 def info(ctx: ServingContext, req: RequestData) -> ResponseData:

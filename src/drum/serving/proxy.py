@@ -10,7 +10,7 @@ directions. A backend that is down or too slow gives DRUM's error body (502/504)
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 
@@ -122,15 +122,20 @@ class BackendProxy:
 
     # --- health ----------------------------------------------------------------------------------
 
-    async def health(self) -> ResponseData:
-        """DRUM's GPU health check: the backend's health route body as `message`, with its status."""
+    async def health(self, on_unreachable: Callable[[], None] | None = None) -> ResponseData:
+        """DRUM's GPU health check: the backend's health route body as `message`, with its status;
+        503 when it does not answer (then `on_unreachable` runs, as DRUM resets its model name)."""
         url = f"{self.base_url}{self.health_route}"
         try:
             response = await self.client.get(url, timeout=HEALTH_TIMEOUT)
-        except httpx.TimeoutException:
-            return json_response({"message": f"Timeout waiting for {self.name} health route to respond."}, 503)
         except httpx.HTTPError as exc:
-            return json_response({"message": f"{self.name} server is not ready: {exc}"}, 503)
+            if on_unreachable is not None:
+                on_unreachable()
+            if isinstance(exc, httpx.TimeoutException):
+                message = f"Timeout waiting for {self.name} health route to respond."
+            else:
+                message = f"{self.name} server is not ready: {exc}"
+            return json_response({"message": message}, 503)
         return json_response({"message": response.text}, response.status_code)
 
 
