@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -41,6 +42,26 @@ def runtime_param(value: object, type_: str = "string") -> str:
     return json.dumps({"type": type_, "payload": value})
 
 
+ADDRESS_IN_USE = ("address already in use", "connection in use")
+
+
+class PortTaken(RuntimeError):
+    """The server could not bind its port: another process took it after `free_port()` chose it."""
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` or one of its descendants holds a listening TCP socket on `port`."""
+    try:
+        root = psutil.Process(pid)
+        for proc in (root, *root.children(recursive=True)):
+            for conn in proc.net_connections("tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                    return True
+    except psutil.Error:
+        return False
+    return False
+
+
 @dataclass
 class DrumServer:
     url: str
@@ -60,15 +81,28 @@ class DrumServer:
         return self.request("POST", path, **kwargs)
 
     def wait_ready(self, deadline: float) -> None:
-        """Poll `/ping/` until it answers; raise with the server log if it exits or `deadline` passes."""
+        """Poll `/ping/` until this server answers; raise with the server log if it exits or `deadline` passes.
+
+        Another test's server may have taken the port between `free_port()` and our bind (gunicorn even
+        retries the bind for seconds), so an answer counts only once this process tree holds the listening
+        socket; a lost port raises `PortTaken`, and `start_server` starts again on a new one.
+        """
+        port = int(self.url.rsplit(":", 1)[1])
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"drum server exited with {self.process.returncode}:\n{self.log()}")
+                log = self.log()
+                error = PortTaken if any(text in log.lower() for text in ADDRESS_IN_USE) else RuntimeError
+                raise error(f"drum server exited with {self.process.returncode}:\n{log}")
+            if "connection in use" in self.log().lower():  # gunicorn retrying a bind it will not get
+                self.stop()
+                raise PortTaken(f"port {port} was taken:\n{self.log()}")
             try:
                 requests.get(self.url + self.prefix + "/ping/", timeout=1)
-                return
+                if listens_on(self.process.pid, port):
+                    return
             except requests.RequestException:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"drum server did not start in time:\n{self.log()}")
 
@@ -96,15 +130,24 @@ def start_server(
     wait: bool = True,
     timeout: float = 60,
 ) -> DrumServer:
-    port = free_port()
     full_env = {**os.environ, **(env or {})}
-    cmd = [*DRUM, "server", "--code-dir", str(code_dir), "--address", f"127.0.0.1:{port}", *args]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
-    server = DrumServer(f"http://127.0.0.1:{port}", process, log_path, prefix)
-    if wait:
-        server.wait_ready(time.monotonic() + timeout)
-    return server
+    for attempt in range(3):
+        port = free_port()
+        cmd = [*DRUM, "server", "--code-dir", str(code_dir), "--address", f"127.0.0.1:{port}", *args]
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+            )
+        server = DrumServer(f"http://127.0.0.1:{port}", process, log_path, prefix)
+        if not wait:
+            return server
+        try:
+            server.wait_ready(time.monotonic() + timeout)
+            return server
+        except PortTaken:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture

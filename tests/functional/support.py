@@ -41,6 +41,7 @@ def _load_conftest():
 
 _conftest = _load_conftest()
 DrumServer = _conftest.DrumServer
+PortTaken = _conftest.PortTaken
 free_port = _conftest.free_port
 run_drum = _conftest.run_drum
 runtime_param = _conftest.runtime_param

@@ -24,7 +24,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
-from support import NOT_FOUND, UUID4, DrumServer, free_port, write_model  # noqa: E402
+from support import NOT_FOUND, UUID4, DrumServer, PortTaken, free_port, write_model  # noqa: E402
 
 from drum.serving.routes import ROUTES, full_paths  # noqa: E402
 
@@ -226,23 +226,11 @@ def _distinct_ports(count: int) -> list[int]:
     return sorted(ports)
 
 
-def _wait(server: DrumServer, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"drum server exited with {server.process.returncode}:\n{server.log()}")
-        try:
-            requests.get(server.url + server.prefix + "/ping/", timeout=1)
-            return
-        except requests.RequestException:
-            time.sleep(0.1)
-    raise RuntimeError(f"drum server did not start in {timeout}s:\n{server.log()}")
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], DrumServer]]:
     """Every model on every backend, started together and shared by the module."""
     started: dict[tuple[str, str], DrumServer] = {}
+    launches: dict[tuple[str, str], tuple[Path, tuple[str, ...], dict[str, str], Path]] = {}
     ports = _distinct_ports(len(MODELS) * len(BACKENDS))
     try:
         for model, (files, args, env) in MODELS.items():
@@ -251,9 +239,14 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str
             for backend in BACKENDS:
                 full_env = {**env, "DRUM_SERVER_TYPE": backend}
                 log_path = base / f"{backend}.log"
-                started[backend, model] = _start(code_dir, args, full_env, log_path, ports.pop())
-        for server in started.values():
-            _wait(server)
+                launches[backend, model] = (code_dir, args, full_env, log_path)
+                started[backend, model] = _start(*launches[backend, model], ports.pop())
+        for key, server in started.items():
+            try:
+                server.wait_ready(time.monotonic() + 90)
+            except PortTaken:  # another test's server took the port first: start again on a new one
+                started[key] = _start(*launches[key], free_port())
+                started[key].wait_ready(time.monotonic() + 90)
         yield started
     finally:
         for server in started.values():
