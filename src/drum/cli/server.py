@@ -18,6 +18,7 @@ from collections.abc import Callable
 from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
+from drum.model.monitoring import attach_monitor, check_available
 from drum.model.predictor import Predictor
 from drum.observability.metrics import prepare_multiprocess_dir
 from drum.observability.stats import RequestTimes
@@ -52,6 +53,7 @@ def build_context(options: argparse.Namespace) -> ServingContext:
     config, metadata = model_config(options)
     deployment_config = read_deployment_config(getattr(options, "deployment_config", None))
     predictor = Predictor(config).load()
+    attach_monitor(predictor, options)
     return ServingContext(
         predictor=predictor,
         target_type=config.target_type,
@@ -112,6 +114,7 @@ def report_load_error(exc: BaseException, options: argparse.Namespace) -> None:
 def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     server = select_server(options.code_dir)
     host, port = parse_address(options.address)
+    check_available(options)  # --monitor without datarobot-mlops: one clear error before any worker starts
     if server != "fastapi":
         from drum.servers.flask.run import run_flask
 

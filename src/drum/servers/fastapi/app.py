@@ -153,6 +153,8 @@ def create_app(config: AppConfig) -> FastAPI:
             yield
         finally:
             state.executor.shutdown(wait=True, cancel_futures=True)
+            if state.ctx.predictor is not None:
+                state.ctx.predictor.terminate()  # after the last prediction: flushes the MLOps reporter
             flusher.stop()
             tracing.shutdown_otel()
 
