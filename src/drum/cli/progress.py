@@ -12,9 +12,12 @@ class ProgressBar:
 
     WIDTH = 30
 
-    def __init__(self, total: int, label: str, stream: IO[str] | None = None, interval: float = 0.1) -> None:
+    def __init__(
+        self, total: int, label: str, unit: str = "rows", stream: IO[str] | None = None, interval: float = 0.1
+    ) -> None:
         self.total = max(total, 0)
         self.label = label
+        self.unit = f" {unit}" if unit else ""
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.interval = interval
@@ -42,6 +45,6 @@ class ProgressBar:
         fraction = min(self._done / self.total, 1.0) if self.total else 1.0
         filled = int(fraction * self.WIDTH)
         bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self.stream.write(f"\r{self.label} |{bar}| {self._done}/{self.total} rows {fraction:4.0%}")
+        self.stream.write(f"\r{self.label} |{bar}| {self._done}/{self.total}{self.unit} {fraction:4.0%}")
         self.stream.flush()
         self._drawn_at = time.monotonic()
