@@ -182,7 +182,7 @@ class PerfServer:
         self.url = f"http://{self.host}:{self.port}"
         self.command = server_command(options, self.host, self.port)
         self.verbose = verbose
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

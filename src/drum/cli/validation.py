@@ -103,8 +103,8 @@ def null_value_imputation(argv: list[str], input_path: str) -> CheckResult:
     table.add_rows([["Failed feature", "Message", "Dataset filename"], *[[c, "", d] for c, d in failed]])
     message = (
         "Null value imputation check performs check by imputing each feature with NaN value. "
-        "If check fails for a feature, test dataset is saved in {}/{}* "
-        "Make sure to delete those folders if it takes too much space.".format(TMP_DIR, NULL_DIR_PREFIX)
+        f"If check fails for a feature, test dataset is saved in {TMP_DIR}/{NULL_DIR_PREFIX}* "
+        "Make sure to delete those folders if it takes too much space."
     )
     return CheckResult(name, False, f"{message}\n\n{table.draw()}")
 

@@ -119,7 +119,7 @@ def _kind(series: pd.Series) -> str:
         return "int"
     if pd.api.types.is_float_dtype(dtype):
         return "float"
-    if dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "boolean":
+    if pd.api.types.is_object_dtype(dtype) and pd.api.types.infer_dtype(series, skipna=True) == "boolean":
         return "bool"
     return "text"
 
