@@ -290,3 +290,13 @@ def test_sparse_input_with_column_file(tmp_path):
     _score(code_dir, tmp_path / "input.mtx", tmp_path / "out.csv", CHUNKED, "--target-type", "regression",
            "--sparse-column-file", str(tmp_path / "columns.txt"))
     assert (tmp_path / "out.csv").read_text() == "Predictions\n2.0\n30.0\n"
+
+
+def test_input_starting_with_a_blank_line_is_scored_whole(tmp_path):
+    code_dir = write_model(tmp_path / "code", MEMORY_MODEL)
+    input_csv = tmp_path / "input.csv"
+    input_csv.write_text("\nk,j\n" + "".join(f"{i},{i}\n" for i in range(2000)))
+    _score(code_dir, input_csv, tmp_path / "chunked.csv", CHUNKED, "--target-type", "regression")
+    _score(code_dir, input_csv, tmp_path / "whole.csv", WHOLE, "--target-type", "regression")
+    assert (tmp_path / "chunked.csv").read_text() == (tmp_path / "whole.csv").read_text()
+    assert (tmp_path / "whole.csv").read_text().splitlines()[:3] == ["Predictions", "0", "2"]

@@ -3,6 +3,7 @@ frame DRUM reads from the whole file — same values, dtypes and row index."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -76,3 +77,24 @@ def test_non_utf8_chunk_has_drums_error(tmp_path):
     types = csv_chunks.ColumnTypes(columns=["a"], kinds={"a": {"int", "text"}})
     with pytest.raises(DrumCommonException, match="Supplied CSV input file encoding must be UTF-8."):
         csv_chunks.parse(b"a\n\xff\xfe\n", types, 0)
+
+
+DISPLAYED = {
+    "floats": pd.DataFrame({"Predictions": np.random.default_rng(3).normal(size=500)}),
+    "decimals only in the middle": pd.DataFrame({"Predictions": [1.0] * 200 + [1.123456] + [2.0] * 200}),
+    "one column with a missing value (a blank line)": pd.DataFrame({"Predictions": [1] * 499 + [np.nan]}),
+    "mixed columns": pd.DataFrame(
+        {"a": range(300), "b": ["x"] * 299 + [None], "c": [True] * 300, "d": np.arange(300) * 1e6 / 7}
+    ),
+    "just over display.max_rows": pd.DataFrame({"a": [1] * 61}),
+    "wide": pd.DataFrame({f"c{i}": np.random.default_rng(i).normal(size=200) for i in range(30)}),
+}
+
+
+@pytest.mark.parametrize("frame", DISPLAYED.values(), ids=DISPLAYED.keys())
+def test_large_output_is_shown_as_drum_shows_it(tmp_path, frame):
+    from drum.cli.score import show_csv
+
+    path = tmp_path / "output.csv"
+    frame.to_csv(path, index=False)
+    assert show_csv(str(path), 256) == repr(pd.read_csv(path))

@@ -150,11 +150,13 @@ def _score_chunks_once(
     return seen
 
 
-def score_in_chunks(predictor: Predictor, path: str, budget: int, out_path: str) -> int:
+def score_in_chunks(
+    predictor: Predictor, path: str, budget: int, out_path: str, types: csv_chunks.ColumnTypes | None = None
+) -> int:
     """Score `path` chunk by chunk into `out_path`; returns the number of chunks. If a numeric output column
     has different dtypes in different chunks (int here, float there), it is scored again with each chunk's
     column cast to the common dtype, so the text is what the whole file gives."""
-    types = csv_chunks.scan(path, budget)
+    types = types if types is not None else csv_chunks.scan(path, budget)
     cast: dict[str, Any] = {}
     for _ in range(2):
         with ProgressBar(types.rows, "Scoring") as progress, open(out_path, "w", newline="") as out:
@@ -195,7 +197,10 @@ def show_csv(path: str, budget: int) -> str:
     is read in chunks, keeping only the first and last rows, which are all pandas shows of a long frame."""
     if not budget or os.path.getsize(path) <= budget:
         return repr(pd.read_csv(path))
-    types = csv_chunks.scan(path, budget)
+    try:
+        types = csv_chunks.scan(path, budget, blank_rows=False)
+    except csv_chunks.NotChunkable:
+        return repr(pd.read_csv(path))
     max_rows = pd.get_option("display.max_rows")
     frames = (csv_chunks.parse(chunk, types, 0) for chunk in csv_chunks.iter_chunks(path, budget))
     if not max_rows or types.rows <= max_rows:
@@ -278,9 +283,14 @@ def run(options: argparse.Namespace) -> int:
 def _score_structured(predictor: Predictor, options: argparse.Namespace, output: str) -> None:
     budget = chunk_size(predictor, options)
     if budget:
-        with _replacing(output) as partial:
-            score_in_chunks(predictor, options.input, budget, partial)
-        return
+        try:
+            types = csv_chunks.scan(options.input, budget)
+        except csv_chunks.NotChunkable:
+            types = None  # e.g. a blank first line: read whole, as DRUM does
+        if types is not None:
+            with _replacing(output) as partial:
+                score_in_chunks(predictor, options.input, budget, partial, types)
+            return
     csv_text = _score_whole(predictor, options)
     with open(output, "w", newline="") as f:
         f.write(csv_text)

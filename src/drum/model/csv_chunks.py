@@ -133,6 +133,8 @@ class ColumnTypes:
     chunks: int = 0
     kinds: dict[str, set[str]] = field(default_factory=dict)
     missing: dict[str, bool] = field(default_factory=dict)
+    #: Blank lines of a one-column file are rows (DRUM's input reading), else skipped (`pd.read_csv`).
+    blank_rows: bool = True
 
     def add(self, frame: pd.DataFrame) -> None:
         if self.chunks == 0:
@@ -162,33 +164,34 @@ class ColumnTypes:
         return TEXT
 
 
-def read_frame(data: bytes, dtype: dict[str, object] | None = None) -> pd.DataFrame:
-    """`codecs.read_structured_input` for CSV, optionally with per-column dtypes (same errors)."""
-    if not dtype:
+def read_frame(data: bytes, dtype: dict[str, object] | None = None, blank_rows: bool = True) -> pd.DataFrame:
+    """`codecs.read_structured_input` for CSV, optionally with per-column dtypes (same errors). With
+    `blank_rows=False`, plain `pd.read_csv` (blank lines are skipped also in a one-column file)."""
+    if not dtype and blank_rows:
         return codecs.read_structured_input(data, "text/csv")
     try:
         try:
             frame = pd.read_csv(io.BytesIO(data), dtype=dtype)
         except UnicodeDecodeError:
             raise DrumCommonException("Supplied CSV input file encoding must be UTF-8.") from None
-        if frame.shape[1] == 1:
+        if frame.shape[1] == 1 and blank_rows:
             frame = pd.read_csv(io.BytesIO(data), skip_blank_lines=False, dtype=dtype)
         return frame
     except pd.errors.ParserError:
         raise DrumCommonException(f"Pandas failed to read input binary data {data!r}") from None
 
 
-def scan(path: str, chunk_bytes: int) -> ColumnTypes:
+def scan(path: str, chunk_bytes: int, blank_rows: bool = True) -> ColumnTypes:
     """First pass: the whole file's column types and row count, one chunk in memory at a time."""
-    types = ColumnTypes()
+    types = ColumnTypes(blank_rows=blank_rows)
     for chunk in iter_chunks(path, chunk_bytes):
-        types.add(read_frame(chunk))
+        types.add(read_frame(chunk, blank_rows=blank_rows))
     return types
 
 
 def parse(data: bytes, types: ColumnTypes, offset: int) -> pd.DataFrame:
     """One chunk, with the whole file's column types and row index (starting at `offset`)."""
-    frame = read_frame(data)
+    frame = read_frame(data, blank_rows=types.blank_rows)
     reread: dict[str, object] = {}
     cast: dict[str, object] = {}
     for name in types.columns:
@@ -202,7 +205,7 @@ def parse(data: bytes, types: ColumnTypes, offset: int) -> pd.DataFrame:
         elif target == OBJECT and kind == "bool" and frame[name].dtype != object:
             cast[name] = object
     if reread:
-        frame = read_frame(data, reread)
+        frame = read_frame(data, reread, types.blank_rows)
     if cast:
         frame = frame.astype(cast)
     frame.index = pd.RangeIndex(offset, offset + len(frame))
