@@ -40,6 +40,7 @@ def _load_conftest():
 
 
 _conftest = _load_conftest()
+DRUM = _conftest.DRUM
 DrumServer = _conftest.DrumServer
 PortTaken = _conftest.PortTaken
 free_port = _conftest.free_port

@@ -56,4 +56,13 @@ def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
         from drum.cli import new_model
 
         return new_model.run(options)
-    raise DrumCommonException(f"'drum {command}' is not available in this drum yet; use 'server' or 'score'.")
+    if command == "validation":
+        from drum.cli import validation
+
+        return validation.run(options, argv)
+    if command == "perf-test":
+        from drum.cli import perf_test
+
+        return perf_test.run(options, argv)
+    raise DrumCommonException(f"'drum {command}' is not available in this drum; use server, score, validation, "
+                              "perf-test or new model.")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
+from drum.model.monitoring import attach_monitor, check_available
 from drum.model.predictor import ModelConfig, Predictor
 from drum.observability.metrics import prepare_multiprocess_dir
 from drum.observability.stats import RequestTimes
@@ -56,6 +57,7 @@ def build_context(options: argparse.Namespace) -> ServingContext:
         predictor: Predictor = openai_backend_predictor(config, gpu_predictor, bool(getattr(options, "sidecar", False)))
     else:
         predictor = Predictor(config).load()
+    attach_monitor(predictor, options)
     return ServingContext(
         predictor=predictor,
         target_type=config.target_type,
@@ -133,6 +135,7 @@ def report_load_error(exc: BaseException, options: argparse.Namespace) -> None:
 def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     server = select_server(options.code_dir)
     host, port = parse_address(options.address)
+    check_available(options)  # --monitor without datarobot-mlops: one clear error before any worker starts
     if server != "fastapi":
         if getattr(options, "gpu_predictor", None):
             raise DrumCommonException(

@@ -249,6 +249,13 @@ SETTINGS: tuple[Setting, ...] = (
         "gunicorn only: log level of gunicorn's own logger.",
         choices=("debug", "info", "warning", "error", "critical"),
     ),
+    Setting(
+        "DRUM_SCORE_CHUNK_BYTES", "int", 33554432,
+        "`drum score` only: a CSV input larger than this many bytes is read and scored in chunks of about this "
+        "size (bounded memory; the output equals scoring it whole for models that score rows independently). "
+        "0 always scores the input whole.",
+        minimum=0, maximum=1099511627776,
+    ),
 )
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 

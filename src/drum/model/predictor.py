@@ -11,10 +11,11 @@ import inspect
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 from scipy.sparse import issparse
@@ -56,6 +57,19 @@ class PredictResponse:
     extra_model_output: pd.DataFrame | None = None
 
 
+class PredictionMonitor(Protocol):
+    """What the predictor tells a monitor (see `drum.model.monitoring.MLOpsMonitor`)."""
+
+    #: Handed to `score_unstructured` as its `mlops` kwarg (`--monitor-embedded`), else None.
+    embedded: Any
+
+    def report_prediction(
+        self, predictor: Predictor, kwargs: dict[str, Any], data: Any, response: PredictResponse, seconds: float
+    ) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
 def _require_frame(value: Any, hook: str) -> pd.DataFrame:
     if not isinstance(value, pd.DataFrame):
         raise ValueError(f"{hook} must return a dataframe, but received {type(value)}")
@@ -79,6 +93,8 @@ class Predictor:
         self.model: Any = None
         self.artifact_predictor: ArtifactPredictor | None = None
         self.target_name: str | None = None
+        #: MLOps monitoring (`drum.model.monitoring`), attached by `drum server`/`drum score` when asked for.
+        self.monitor: PredictionMonitor | None = None
 
     # --- loading -----------------------------------------------------------------------------
 
@@ -168,7 +184,20 @@ class Predictor:
 
     def predict(self, **kwargs: Any) -> PredictResponse:
         """Structured prediction. kwargs: binary_data, mimetype, [charset], [sparse_colnames]."""
+        started = time.perf_counter()
         data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
+        return self.predict_loaded(data, started=started, **kwargs)
+
+    def predict_loaded(self, data: Any, started: float | None = None, **kwargs: Any) -> PredictResponse:
+        """`predict` on input already read (what `load_data` returns); kwargs as for `predict`, passed to
+        the hooks. `started` (perf_counter) is when the request's work began, for the monitor's timing."""
+        started = time.perf_counter() if started is None else started
+        response = self._predict_loaded(data, kwargs)
+        if self.monitor is not None:
+            self.monitor.report_prediction(self, kwargs, data, response, time.perf_counter() - started)
+        return response
+
+    def _predict_loaded(self, data: Any, kwargs: dict[str, Any]) -> PredictResponse:
         transform = self.hooks.get("transform")
         if transform is not None:
             data = call("Model 'transform hook' failed to transform dataset.", transform, data, self.model)
@@ -229,23 +258,20 @@ class Predictor:
     ) -> tuple[pd.DataFrame, Any]:
         """Transform target type: returns (transformed X, target echoed unchanged); X is checked against
         the typeSchema output requirements (DrumSchemaValidationException)."""
-        out, target = self._transform(binary_data, mimetype, sparse_colnames, target_binary_data, target_mimetype)
-        if self.target_type == TargetType.TRANSFORM and self.config.type_schema:
-            SchemaValidator(self.config.type_schema).validate_outputs(out)
-        return out, target
-
-    def _transform(
-        self,
-        binary_data: bytes,
-        mimetype: str | None,
-        sparse_colnames: list[str] | None,
-        target_binary_data: bytes | None,
-        target_mimetype: str | None,
-    ) -> tuple[pd.DataFrame, Any]:
         data = self.load_data(binary_data, mimetype, sparse_colnames)
         target = None
         if target_binary_data:
             target = self.load_data(target_binary_data, target_mimetype, try_hook=False)
+        return self.transform_loaded(data, target)
+
+    def transform_loaded(self, data: Any, target: Any = None) -> tuple[pd.DataFrame, Any]:
+        """`transform` on input already read (what `load_data` returns)."""
+        out, target = self._transform(data, target)
+        if self.target_type == TargetType.TRANSFORM and self.config.type_schema:
+            SchemaValidator(self.config.type_schema).validate_outputs(out)
+        return out, target
+
+    def _transform(self, data: Any, target: Any) -> tuple[pd.DataFrame, Any]:
         hook = self.hooks.get("transform")
         if hook is not None:
             try:
@@ -279,6 +305,8 @@ class Predictor:
         hook = self.hooks.get("score_unstructured")
         if hook is None:
             raise TypeError("'NoneType' object is not callable")
+        if self.monitor is not None and self.monitor.embedded is not None:
+            kwargs["mlops"] = self.monitor.embedded  # --monitor-embedded: the hook reports itself
         result = hook(self.model, data, **kwargs)
         single = not isinstance(result, tuple)
         pair = (result, None) if single else result
@@ -334,6 +362,12 @@ class Predictor:
                  "owned_by": "DataRobot"}
             )
         return result
+
+    def terminate(self) -> None:
+        """Release what the predictor holds when the server stops (flushes the MLOps reporter)."""
+        monitor, self.monitor = self.monitor, None
+        if monitor is not None:
+            monitor.shutdown()
 
     # --- description -------------------------------------------------------------------------
 

@@ -199,6 +199,8 @@ def create_app(config: AppConfig) -> FastAPI:
             if state.ctx.proxy is not None:
                 await state.ctx.proxy.aclose()
             state.executor.shutdown(wait=True, cancel_futures=True)
+            if state.ctx.predictor is not None:
+                state.ctx.predictor.terminate()  # after the last prediction: flushes the MLOps reporter
             flusher.stop()
             tracing.shutdown_otel()
 
