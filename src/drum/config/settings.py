@@ -82,9 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
         "FastAPI. An explicit DRUM_SERVER_TYPE always wins.",
     ),
     Setting(
-        "DRUM_FASTAPI_EXECUTOR_WORKERS", "int", 4,
-        "Threads per worker process that run model hooks (predict, transform, ...). Hooks must be "
-        "thread-safe when > 1; set 1 for DRUM's one-request-at-a-time behaviour.",
+        "DRUM_FASTAPI_EXECUTOR_WORKERS", "int", 1,
+        "Threads per worker process that run model hooks (predict, transform, ...). 1 (DRUM's "
+        "one-request-at-a-time behaviour) is fastest for CPU-bound models, whose threads would only "
+        "contend for the GIL; raise it for models that wait on I/O (hooks must then be thread-safe). "
+        "Scale CPU-bound models with --max-workers instead.",
         minimum=1, maximum=256,
     ),
     Setting(

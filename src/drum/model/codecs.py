@@ -13,10 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - a base dependency; pandas encodes without it
+    orjson = None
 from scipy.io import mmread, mmwrite
 from scipy.sparse import issparse
 
 from drum.errors import DrumCommonException
+from drum.model.fastcsv import read_plain_numeric_csv
 
 logger = logging.getLogger("drum.model.codecs")
 
@@ -61,6 +67,9 @@ def read_structured_input(
     try:
         if mimetype == TEXT_MTX:
             return pd.DataFrame.sparse.from_spmatrix(mmread(io.BytesIO(data)), columns=sparse_colnames)
+        fast = read_plain_numeric_csv(data)
+        if fast is not None:
+            return fast
         try:
             df = pd.read_csv(io.BytesIO(data))
         except UnicodeDecodeError:
@@ -79,11 +88,33 @@ def read_structured_input(
 
 def predictions_json(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> bytes:
     """DRUM's default body: `{"predictions":[...]}` plus `extraModelOutput` in split orientation."""
+    if extra_model_output is None and orjson is not None:
+        fast = _float_predictions_json(predictions)
+        if fast is not None:
+            return fast
     out = predictions[predictions.columns[0]] if len(predictions.columns) == 1 else predictions
     body = '{"predictions":' + out.to_json(orient="records")
     if extra_model_output is not None:
         body += ',"extraModelOutput":' + extra_model_output.to_json(orient="split")
     return (body + "}").encode("utf-8")
+
+
+def _float_predictions_json(predictions: pd.DataFrame) -> bytes | None:
+    """The same JSON for finite float64 predictions, encoded by orjson (shortest round-trip floats,
+    where pandas rounds to 10 decimals: equal within 1e-10); None for anything else."""
+    columns = predictions.columns
+    if not all(dtype == np.float64 for dtype in predictions.dtypes):
+        return None
+    values = predictions.to_numpy()
+    if not np.isfinite(values).all():
+        return None
+    if len(columns) == 1:
+        return b'{"predictions":' + orjson.dumps(values[:, 0], option=orjson.OPT_SERIALIZE_NUMPY) + b"}"
+    names = columns.tolist()
+    if not all(isinstance(name, str) for name in names):
+        return None
+    records = [dict(zip(names, row, strict=True)) for row in values.tolist()]
+    return b'{"predictions":' + orjson.dumps(records) + b"}"
 
 
 def predictions_csv(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> str:
@@ -201,4 +232,6 @@ def encode_unstructured(
 
 def float_predictions(df: pd.DataFrame) -> pd.DataFrame:
     """DRUM casts numeric prediction frames to float64 before encoding (so `1` becomes `1.0`)."""
+    if all(dtype == np.float64 for dtype in df.dtypes):
+        return df
     return df.astype(np.float64)

@@ -44,7 +44,7 @@ class AppConfig:
 
     load: Callable[[], ServingContext]
     url_prefix: str = ""
-    executor_workers: int = 4
+    executor_workers: int = 1
     #: Requests that may wait for an executor thread; more get 503.
     max_queue: int = 64
     #: Seconds before a request is answered 504 (0: no limit).
