@@ -60,7 +60,7 @@ def known_servers(
     `git archive` of another commit, instead of the installed drum.
     """
     ours = ours or str(Path(sys.executable).with_name("drum"))
-    base = {"DRUM_SERVER_TYPE": "fastapi", **({"PYTHONPATH": str(ours_src)} if ours_src else {})}
+    base = {"DRUM_SERVER_TYPE": "fastapi", **({"PYTHONPATH": str(ours_src.resolve())} if ours_src else {})}
     servers: dict[str, ServerSpec | str] = {}
     ref = Path(reference_venv) / "bin" / "drum" if reference_venv else None
     if ref and ref.exists():
