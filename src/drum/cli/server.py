@@ -94,6 +94,9 @@ def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) 
         cors_origins=origins,
         access_log=get_setting("DRUM_ACCESS_LOG"),
         metrics_enabled=get_setting("DRUM_METRICS_ENABLED"),
+        batching_max_rows=get_setting("DRUM_BATCHING_MAX_ROWS"),
+        batching_max_wait_ms=get_setting("DRUM_BATCHING_MAX_WAIT_MS"),
+        batching_allow_hooks=get_setting("DRUM_BATCHING_ALLOW_HOOKS"),
         extend=load_fastapi_extension(options.code_dir),
         on_load_error=lambda exc: report_load_error(exc, options),
     )

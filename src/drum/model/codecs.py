@@ -13,11 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-
-try:
-    import orjson
-except ImportError:  # pragma: no cover - a base dependency; pandas encodes without it
-    orjson = None
 from scipy.io import mmread, mmwrite
 from scipy.sparse import issparse
 
@@ -88,10 +83,6 @@ def read_structured_input(
 
 def predictions_json(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> bytes:
     """DRUM's default body: `{"predictions":[...]}` plus `extraModelOutput` in split orientation."""
-    if extra_model_output is None and orjson is not None:
-        fast = _float_predictions_json(predictions)
-        if fast is not None:
-            return fast
     out = predictions[predictions.columns[0]] if len(predictions.columns) == 1 else predictions
     body = '{"predictions":' + out.to_json(orient="records")
     if extra_model_output is not None:
@@ -99,22 +90,28 @@ def predictions_json(predictions: pd.DataFrame, extra_model_output: pd.DataFrame
     return (body + "}").encode("utf-8")
 
 
-def _float_predictions_json(predictions: pd.DataFrame) -> bytes | None:
-    """The same JSON for finite float64 predictions, encoded by orjson (shortest round-trip floats,
-    where pandas rounds to 10 decimals: equal within 1e-10); None for anything else."""
-    columns = predictions.columns
-    if not all(dtype == np.float64 for dtype in predictions.dtypes):
+def split_predictions_json(predictions: pd.DataFrame, sizes: list[int]) -> list[bytes] | None:
+    """`predictions_json` of consecutive row slices of `predictions` (adaptive batching), byte for byte:
+    the frame is encoded once and the JSON array cut at record boundaries. None when a cut is not
+    certain (a label containing `},{`); then encode each slice."""
+    total = sum(sizes)
+    if len(predictions) != total:
         return None
-    values = predictions.to_numpy()
-    if not np.isfinite(values).all():
+    single = len(predictions.columns) == 1
+    out = predictions[predictions.columns[0]] if single else predictions
+    inner = out.to_json(orient="records")[1:-1]
+    separator = "," if single else "},{"
+    records = (inner if single else inner[1:-1]).split(separator) if inner else []
+    if len(records) != total:
         return None
-    if len(columns) == 1:
-        return b'{"predictions":' + orjson.dumps(values[:, 0], option=orjson.OPT_SERIALIZE_NUMPY) + b"}"
-    names = columns.tolist()
-    if not all(isinstance(name, str) for name in names):
-        return None
-    records = [dict(zip(names, row, strict=True)) for row in values.tolist()]
-    return b'{"predictions":' + orjson.dumps(records) + b"}"
+    bodies = []
+    start = 0
+    for size in sizes:
+        part = records[start : start + size]
+        start += size
+        text = ",".join(part) if single else ",".join("{" + r + "}" for r in part)
+        bodies.append(('{"predictions":[' + text + "]}").encode("utf-8"))
+    return bodies
 
 
 def predictions_csv(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> str:

@@ -167,11 +167,19 @@ class Predictor:
 
     def predict(self, **kwargs: Any) -> PredictResponse:
         """Structured prediction. kwargs: binary_data, mimetype, [charset], [sparse_colnames]."""
+        return self.predict_data(self.prepare_data(**kwargs), **kwargs)
+
+    def prepare_data(self, **kwargs: Any) -> Any:
+        """The model's input for a request: read (built-in reader or `read_input_data`), then `transform`."""
         data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
         transform = self.hooks.get("transform")
         if transform is not None:
             data = call("Model 'transform hook' failed to transform dataset.", transform, data, self.model)
             _require_frame(data, "transform")
+        return data
+
+    def predict_data(self, data: Any, **kwargs: Any) -> PredictResponse:
+        """Score prepared input (`prepare_data`): score hook or artifact, post_process, DRUM's marshalling."""
         c = self.config
         kwargs["target_type"] = self.target_type
         if c.positive_class_label is not None and c.negative_class_label is not None:
