@@ -113,6 +113,13 @@ SETTINGS: tuple[Setting, ...] = (
         "arguments. Only for hooks that treat rows independently.",
     ),
     Setting(
+        "DRUM_GIL_SWITCH_INTERVAL_US", "int", 500,
+        "FastAPI: Python's thread switch interval in microseconds (sys.setswitchinterval): the longest "
+        "the event loop waits for the GIL while a prediction thread runs Python code, so /ping and other "
+        "health routes stay fast under load. 0 keeps Python's default (5000).",
+        minimum=0, maximum=100000,
+    ),
+    Setting(
         "DRUM_FASTAPI_MAX_QUEUE", "int", 64,
         "Requests per worker process that may wait for an executor thread; beyond executor threads + "
         "this queue, prediction requests get 503 with Retry-After.",

@@ -14,6 +14,8 @@ by one unit in the last place, far below the 1e-9 that predictions are compared 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -27,8 +29,48 @@ _NUMBER = re.compile(rb"-?(?:\d{1,18}|(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-:/\[\]()]*")
 
 
+@dataclass(frozen=True)
+class PlainTable:
+    """A parsed plain numeric CSV: column names and one int64 or float64 array per column."""
+
+    names: tuple[str, ...]
+    columns: tuple[np.ndarray, ...]
+
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        return tuple(c.dtype.str for c in self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    def frame(self) -> pd.DataFrame:
+        """The frame `pandas.read_csv` gives for this table."""
+        columns = _index(self.names)
+        first = self.columns[0].dtype
+        if all(c.dtype == first for c in self.columns):
+            return pd.DataFrame(np.column_stack(self.columns), columns=columns)
+        return pd.DataFrame(dict(zip(self.names, self.columns, strict=True)), columns=columns)
+
+    @staticmethod
+    def concat(tables: list[PlainTable]) -> PlainTable:
+        """Rows of tables with the same names and dtypes, one after the other."""
+        columns = tuple(np.concatenate(parts) for parts in zip(*(t.columns for t in tables), strict=True))
+        return PlainTable(tables[0].names, columns)
+
+
+@lru_cache(maxsize=256)
+def _index(names: tuple[str, ...]) -> pd.Index:
+    return pd.Index(list(names))
+
+
 def read_plain_numeric_csv(data: bytes) -> pd.DataFrame | None:
     """The frame `pandas.read_csv` gives for a small plain numeric CSV, or None when not sure."""
+    table = parse_plain_numeric_csv(data)
+    return None if table is None else table.frame()
+
+
+def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:
+    """`data` as a `PlainTable` when it is a small plain numeric CSV, else None."""
     if len(data) > MAX_FAST_BYTES or b'"' in data or b" " in data or b"\t" in data:
         return None
     if b"\r" in data:
@@ -60,6 +102,4 @@ def read_plain_numeric_csv(data: bytes) -> pd.DataFrame | None:
             arrays.append(np.array([float(v) for v in values], dtype=np.float64))
         else:
             return None
-    if all(a.dtype == np.float64 for a in arrays) or all(a.dtype == np.int64 for a in arrays):
-        return pd.DataFrame(np.column_stack(arrays), columns=names)
-    return pd.DataFrame(dict(zip(names, arrays, strict=True)))
+    return PlainTable(tuple(names), tuple(arrays))

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from drum.model import codecs
+from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
 from drum.model.predictor import Predictor, PredictResponse
 from drum.model.target import TargetType
 from drum.serving import handlers
@@ -99,7 +100,7 @@ def batch_key(route: Route, req: RequestData) -> tuple | None:
 
 def estimated_rows(req: RequestData) -> int:
     """Rows in a CSV body, roughly (line ends less the header); at least 1."""
-    return max(1, req.body.count(b"\n"))
+    return max(1, req.body.count(b"\n") - 1)
 
 
 @dataclass
@@ -129,10 +130,13 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
         except BaseException as exc:  # noqa: BLE001 - this request fails alone
             item.response = item.context.run(response_for_exception, exc)
             continue
-        if not isinstance(data, pd.DataFrame):
+        if isinstance(data, PlainTable):
+            signature = (item.key, "plain", data.names, data.dtypes)
+        elif isinstance(data, pd.DataFrame):
+            signature = (item.key, "frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
+        else:
             item.response = item.context.run(_answer_alone, ctx, _Prepared(item, kwargs, data))
             continue
-        signature = (item.key, tuple(data.columns), tuple(str(t) for t in data.dtypes))
         groups.setdefault(signature, []).append(_Prepared(item, kwargs, data))
     for group in groups.values():
         if len(group) == 1:
@@ -145,13 +149,25 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
 
 
 def _prepare(ctx: ServingContext, req: RequestData) -> tuple[dict[str, Any], Any]:
+    """A request's prediction arguments and input: a `PlainTable` when the built-in reader would
+    read it (merged without building a frame per request), else what `prepare_data` gives."""
     kwargs = handlers.predict_kwargs(ctx, req)
+    hooks = ctx.model.hooks
+    if kwargs["mimetype"] != codecs.TEXT_MTX and not hooks.has("read_input_data") and not hooks.has("transform"):
+        table = parse_plain_numeric_csv(kwargs["binary_data"])
+        if table is not None:
+            return kwargs, table
     return kwargs, ctx.model.prepare_data(**kwargs)
+
+
+def _frame(data: Any) -> Any:
+    return data.frame() if isinstance(data, PlainTable) else data
 
 
 def _answer_alone(ctx: ServingContext, prepared: _Prepared) -> ResponseData:
     try:
-        return handlers.predictions_response(ctx, ctx.model.predict_data(prepared.data, **prepared.kwargs))
+        result = ctx.model.predict_data(_frame(prepared.data), **prepared.kwargs)
+        return handlers.predictions_response(ctx, result)
     except BaseException as exc:  # noqa: BLE001 - DRUM's error response, as run_route gives
         return response_for_exception(exc)
 
@@ -160,7 +176,10 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
     sizes = [len(p.data) for p in group]
     first = group[0]
     try:
-        merged = pd.concat([p.data for p in group], ignore_index=True)
+        if isinstance(first.data, PlainTable):
+            merged = PlainTable.concat([p.data for p in group]).frame()
+        else:
+            merged = pd.concat([p.data for p in group], ignore_index=True)
         result = first.item.context.run(ctx.model.predict_data, merged, **first.kwargs)
         extra = result.extra_model_output
         merged_ok = len(result.predictions) == len(merged) and (extra is None or len(extra) == len(merged))

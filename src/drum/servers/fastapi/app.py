@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -32,7 +33,7 @@ from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddle
 from drum.servers.fastapi.batcher import Batcher
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
 from drum.servers.fastapi.malloc import fix_mmap_threshold
-from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
+from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware, read_body
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
 from drum.serving.dispatch import early_response, run_route
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
@@ -68,6 +69,8 @@ class AppConfig:
     batching_max_rows: int = 0
     batching_max_wait_ms: int = 5
     batching_allow_hooks: bool = False
+    #: sys.setswitchinterval in microseconds (0: Python's default).
+    gil_switch_interval_us: int = 0
     #: Called with the load exception when the model fails and there is no error server.
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
@@ -96,7 +99,7 @@ class DrumState:
             req = files.request
             req.path_params = dict(scope.get("path_params") or {})
         else:
-            req = _request_data(scope, await _read_body(receive))
+            req = _request_data(scope, await read_body(receive) or b"")
         if route.on_loop:
             return run_route(ctx, route, req)
         assert self.admission is not None
@@ -141,15 +144,6 @@ def raw_headers(data: ResponseData) -> list[tuple[bytes, bytes]]:
         headers = [(k, v) for k, v in headers if k != b"content-type"]
         headers.append((b"content-type", data.content_type.encode("latin-1")))
     return headers
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _request_data(scope: Scope, body: bytes) -> RequestData:
@@ -223,6 +217,10 @@ def create_app(config: AppConfig) -> FastAPI:
             state.ctx = error_context(exc)
         state.ctx.metrics = metrics
         state.batcher = _batcher(config, state.ctx, state.executor)
+        if config.gil_switch_interval_us:
+            # The loop waits at most this long for the GIL while a prediction thread runs Python
+            # code (Python's default 5 ms makes every /ping wait behind predictions).
+            sys.setswitchinterval(config.gil_switch_interval_us / 1e6)
         flusher.start()
         try:
             yield
