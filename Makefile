@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 EXAMPLE ?= examples/regression
 
-.PHONY: serve test lint venv clean
+.PHONY: serve test lint venv clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,21 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
+
+$(VENV)/.installed-bench: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	touch $@
+
+# Side-by-side benchmark (README "Benchmarks"): DRUM_REFERENCE_VENV=/path/to/venv adds DRUM 1.18.1 as the
+# first column; BENCH_ARGS selects a subset, e.g. BENCH_ARGS='--quick' or '--servers fastapi,gunicorn --cases csv1-*'.
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-bench
+	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing the load generators wrk and hey with apt-get"; \
+	  { apt-get install -y -q wrk hey || { apt-get update -q && apt-get install -y -q wrk hey; }; } >/dev/null 2>&1; true; }
+	@command -v wrk >/dev/null 2>&1 || command -v hey >/dev/null 2>&1 || { \
+	  echo "bench: wrk (or hey) is needed and apt-get could not install it (not root, or no network)." >&2; \
+	  echo "bench: install it yourself (e.g. sudo apt-get install wrk hey) and run make bench again." >&2; exit 1; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

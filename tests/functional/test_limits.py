@@ -134,7 +134,7 @@ def test_invalid_settings_fall_back_with_a_warning(drum_server, model_dir):
     server = drum_server(code_dir, "--target-type", "regression", env=env)
     response = server.post("/predict/", data=sleep_csv(0), headers={"Content-Type": "text/csv"})
     assert response.status_code == 200
-    assert "Invalid value 0 for DRUM_FASTAPI_EXECUTOR_WORKERS (valid: 1..256); using default 4" in server.log()
+    assert "Invalid value 0 for DRUM_FASTAPI_EXECUTOR_WORKERS (valid: 1..256); using default 1" in server.log()
 
 
 def test_docs_off_by_default_and_on_when_enabled(drum_server, model_dir):

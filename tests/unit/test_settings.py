@@ -29,7 +29,7 @@ def test_runtime_parameter_wins_over_plain_env():
 def test_out_of_range_int_warns_and_uses_default(raw):
     warnings = []
     value = get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS", {"DRUM_FASTAPI_EXECUTOR_WORKERS": raw}, warnings.append)
-    assert value == 4
+    assert value == 1
     assert "DRUM_FASTAPI_EXECUTOR_WORKERS" in warnings[0] and "1..256" in warnings[0]
 
 

@@ -82,10 +82,42 @@ SETTINGS: tuple[Setting, ...] = (
         "FastAPI. An explicit DRUM_SERVER_TYPE always wins.",
     ),
     Setting(
-        "DRUM_FASTAPI_EXECUTOR_WORKERS", "int", 4,
-        "Threads per worker process that run model hooks (predict, transform, ...). Hooks must be "
-        "thread-safe when > 1; set 1 for DRUM's one-request-at-a-time behaviour.",
+        "DRUM_FASTAPI_EXECUTOR_WORKERS", "int", 1,
+        "Threads per worker process that run model hooks (predict, transform, ...). 1 (DRUM's "
+        "one-request-at-a-time behaviour) is fastest for CPU-bound models, whose threads would only "
+        "contend for the GIL; raise it for models that wait on I/O (hooks must then be thread-safe). "
+        "Scale CPU-bound models with --max-workers instead.",
         minimum=1, maximum=256,
+    ),
+    Setting(
+        "DRUM_BATCHING_MAX_ROWS", "int", 0,
+        "Adaptive batching (FastAPI, per worker process): concurrent structured predictions (/predict/, "
+        "/predictions/, /invocations) with the same content type and query are merged into one model call "
+        "of at most this many rows and the predictions split back per request; a request that fails, "
+        "fails alone. A request that finds the model idle is never held back. 0 turns batching off. "
+        "Models whose hooks need per-request data are not batched (see DRUM_BATCHING_ALLOW_HOOKS).",
+        minimum=0, maximum=10_000_000,
+    ),
+    Setting(
+        "DRUM_BATCHING_MAX_WAIT_MS", "int", 5,
+        "Adaptive batching with 2+ executor threads: how long queued requests wait for more company "
+        "while another batch runs, before a free thread takes them anyway. With one thread a batch "
+        "starts as soon as the previous one ends.",
+        minimum=0, maximum=10000,
+    ),
+    Setting(
+        "DRUM_BATCHING_ALLOW_HOOKS", "bool", False,
+        "Also batch models with hooks that may need per-request data: read_input_data, transform, or a "
+        "score hook that reads its keyword arguments (binary_data, mimetype, ...). read_input_data and "
+        "transform still run per request; the merged score call gets the first request's keyword "
+        "arguments. Only for hooks that treat rows independently.",
+    ),
+    Setting(
+        "DRUM_GIL_SWITCH_INTERVAL_US", "int", 500,
+        "FastAPI: Python's thread switch interval in microseconds (sys.setswitchinterval): the longest "
+        "the event loop waits for the GIL while a prediction thread runs Python code, so /ping and other "
+        "health routes stay fast under load. 0 keeps Python's default (5000).",
+        minimum=0, maximum=100000,
     ),
     Setting(
         "DRUM_FASTAPI_MAX_QUEUE", "int", 64,

@@ -17,6 +17,7 @@ from scipy.io import mmread, mmwrite
 from scipy.sparse import issparse
 
 from drum.errors import DrumCommonException
+from drum.model.fastcsv import read_plain_numeric_csv
 
 logger = logging.getLogger("drum.model.codecs")
 
@@ -61,6 +62,9 @@ def read_structured_input(
     try:
         if mimetype == TEXT_MTX:
             return pd.DataFrame.sparse.from_spmatrix(mmread(io.BytesIO(data)), columns=sparse_colnames)
+        fast = read_plain_numeric_csv(data)
+        if fast is not None:
+            return fast
         try:
             df = pd.read_csv(io.BytesIO(data))
         except UnicodeDecodeError:
@@ -84,6 +88,30 @@ def predictions_json(predictions: pd.DataFrame, extra_model_output: pd.DataFrame
     if extra_model_output is not None:
         body += ',"extraModelOutput":' + extra_model_output.to_json(orient="split")
     return (body + "}").encode("utf-8")
+
+
+def split_predictions_json(predictions: pd.DataFrame, sizes: list[int]) -> list[bytes] | None:
+    """`predictions_json` of consecutive row slices of `predictions` (adaptive batching), byte for byte:
+    the frame is encoded once and the JSON array cut at record boundaries. None when a cut is not
+    certain (a label containing `},{`); then encode each slice."""
+    total = sum(sizes)
+    if len(predictions) != total:
+        return None
+    single = len(predictions.columns) == 1
+    out = predictions[predictions.columns[0]] if single else predictions
+    inner = out.to_json(orient="records")[1:-1]
+    separator = "," if single else "},{"
+    records = (inner if single else inner[1:-1]).split(separator) if inner else []
+    if len(records) != total:
+        return None
+    bodies = []
+    start = 0
+    for size in sizes:
+        part = records[start : start + size]
+        start += size
+        text = ",".join(part) if single else ",".join("{" + r + "}" for r in part)
+        bodies.append(('{"predictions":[' + text + "]}").encode("utf-8"))
+    return bodies
 
 
 def predictions_csv(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> str:
@@ -201,4 +229,6 @@ def encode_unstructured(
 
 def float_predictions(df: pd.DataFrame) -> pd.DataFrame:
     """DRUM casts numeric prediction frames to float64 before encoding (so `1` becomes `1.0`)."""
+    if all(dtype == np.float64 for dtype in df.dtypes):
+        return df
     return df.astype(np.float64)

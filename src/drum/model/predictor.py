@@ -188,20 +188,29 @@ class Predictor:
         data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
         return self.predict_loaded(data, started=started, **kwargs)
 
+    def prepare_data(self, **kwargs: Any) -> Any:
+        """The model's input for a request: read (built-in reader or `read_input_data`), then `transform`."""
+        data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
+        return self._transform_hook(data)
+
     def predict_loaded(self, data: Any, started: float | None = None, **kwargs: Any) -> PredictResponse:
         """`predict` on input already read (what `load_data` returns); kwargs as for `predict`, passed to
         the hooks. `started` (perf_counter) is when the request's work began, for the monitor's timing."""
         started = time.perf_counter() if started is None else started
-        response = self._predict_loaded(data, kwargs)
+        response = self.predict_data(self._transform_hook(data), **kwargs)
         if self.monitor is not None:
             self.monitor.report_prediction(self, kwargs, data, response, time.perf_counter() - started)
         return response
 
-    def _predict_loaded(self, data: Any, kwargs: dict[str, Any]) -> PredictResponse:
+    def _transform_hook(self, data: Any) -> Any:
         transform = self.hooks.get("transform")
         if transform is not None:
             data = call("Model 'transform hook' failed to transform dataset.", transform, data, self.model)
             _require_frame(data, "transform")
+        return data
+
+    def predict_data(self, data: Any, **kwargs: Any) -> PredictResponse:
+        """Score prepared input (`prepare_data`): score hook or artifact, post_process, DRUM's marshalling."""
         c = self.config
         kwargs["target_type"] = self.target_type
         if c.positive_class_label is not None and c.negative_class_label is not None:

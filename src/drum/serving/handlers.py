@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from drum import DRUM_COMPAT_VERSION
 from drum.errors import DrumSchemaValidationException
 from drum.model import codecs
-from drum.model.predictor import Predictor
+from drum.model.predictor import Predictor, PredictResponse
 from drum.model.target import TargetType
 from drum.observability.resources import ResourceMonitor
 from drum.observability.stats import RequestTimes
@@ -138,6 +138,12 @@ def _sparse_colnames(req: RequestData) -> list[str] | None:
 
 
 def predict(ctx: ServingContext, req: RequestData) -> ResponseData:
+    kwargs = predict_kwargs(ctx, req)
+    return predictions_response(ctx, ctx.model.predict(**kwargs))
+
+
+def predict_kwargs(ctx: ServingContext, req: RequestData) -> dict[str, Any]:
+    """The structured-prediction arguments of a request (DRUM's checks and data selection)."""
     target = ctx.target_type
     if target == TargetType.TRANSFORM:
         raise _fail("This model has target type 'transform', use the /transform/ endpoint.")
@@ -149,7 +155,12 @@ def predict(ctx: ServingContext, req: RequestData) -> ResponseData:
     data, mimetype, charset = _input(ctx, req, "X")
     colnames = _sparse_colnames(req)
     _check_mimetype(ctx, mimetype)
-    result = ctx.model.predict(binary_data=data, mimetype=mimetype, charset=charset, sparse_colnames=colnames)
+    return {"binary_data": data, "mimetype": mimetype, "charset": charset, "sparse_colnames": colnames}
+
+
+def predictions_response(ctx: ServingContext, result: PredictResponse) -> ResponseData:
+    """DRUM's 200 answer for a structured prediction."""
+    target = ctx.target_type
     predictions = result.predictions
     if not target.keeps_strings():
         predictions = codecs.float_predictions(predictions)

@@ -10,24 +10,32 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
+from starlette.routing import Route as StarletteRoute
+from starlette.types import Receive, Scope, Send
 
 from drum.observability import tracing
 from drum.observability.access_log import AccessLogMiddleware
 from drum.observability.metrics import Metrics, MetricsMiddleware
 from drum.observability.stdout_flusher import StdoutFlusher, StdoutFlusherMiddleware
+from drum.servers.fastapi.batcher import Batcher
 from drum.servers.fastapi.limits import Admission, BodyLimitMiddleware, Busy
-from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware
+from drum.servers.fastapi.malloc import fix_mmap_threshold
+from drum.servers.fastapi.middleware import BodyPrefetchMiddleware, LazyFiles, RequestIdMiddleware, read_body
 from drum.servers.fastapi.streaming import ClosingStreamingResponse, iterate_off_loop
+from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
 from drum.serving.dispatch import early_response, run_route, run_route_async
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
 from drum.serving.handlers import ServingContext
@@ -47,7 +55,7 @@ class AppConfig:
 
     load: Callable[[], ServingContext]
     url_prefix: str = ""
-    executor_workers: int = 4
+    executor_workers: int = 1
     #: Requests that may wait for an executor thread; more get 503.
     max_queue: int = 64
     #: Seconds before a request is answered 504 (0: no limit).
@@ -59,6 +67,13 @@ class AppConfig:
     cors_origins: list[str] | None = None
     access_log: bool = False
     metrics_enabled: bool = False
+    #: Adaptive batching: most rows per merged model call (0: off), wait for company (ms), and
+    #: whether models with per-request hooks are batched too.
+    batching_max_rows: int = 0
+    batching_max_wait_ms: int = 5
+    batching_allow_hooks: bool = False
+    #: sys.setswitchinterval in microseconds (0: Python's default).
+    gil_switch_interval_us: int = 0
     #: Called with the load exception when the model fails and there is no error server.
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
@@ -69,13 +84,57 @@ class AppConfig:
 
 
 class DrumState:
-    """Per-app runtime state, filled by the lifespan."""
+    """Per-app runtime state, filled by the lifespan; `respond` answers one request of one route."""
 
     def __init__(self) -> None:
         self.ctx: ServingContext | None = None
         self.executor: ThreadPoolExecutor | None = None
         self.admission: Admission | None = None
+        self.batcher: Batcher | None = None
         self.request_timeout: float = 0
+
+    async def respond(self, route: Route, scope: Scope, receive: Receive) -> ResponseData:
+        ctx = self.ctx
+        method = scope["method"]
+        early = early_response(ctx, route, method, scope["path"])
+        if early is not None:
+            return early
+        assert ctx is not None
+        files = (scope.get("state") or {}).get("files")
+        if route.stream_request and not isinstance(files, LazyFiles):  # the proxy streams the body upstream
+            req = _request_data(scope, b"")
+            req.body_stream = Request(scope, receive).stream()
+        elif isinstance(files, LazyFiles):  # prefetched by DRUM's middleware, multipart parsed at most once
+            req = files.request
+            req.path_params = dict(scope.get("path_params") or {})
+        else:
+            req = _request_data(scope, await read_body(receive) or b"")
+        if route.async_handler is not None:
+            return await run_route_async(ctx, route, req)
+        if route.on_loop:
+            return run_route(ctx, route, req)
+        assert self.admission is not None
+        batcher = self.batcher
+        key = batch_key(route, req) if batcher is not None else None
+        try:
+            if key is not None:
+                assert batcher is not None
+                self.admission.acquire()
+                item = BatchItem(req, key, estimated_rows(req), contextvars.copy_context())
+                future = batcher.submit(item)
+                future.add_done_callback(self.admission.release)
+            else:
+                job = self.admission.submit(contextvars.copy_context().run, run_route, ctx, route, req)
+                future = asyncio.wrap_future(job)
+        except Busy:
+            return error_response(BUSY_TEXT, 503, [("Retry-After", "1")])
+        timeout = self.request_timeout or None
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout) if timeout else await future
+        except asyncio.TimeoutError:
+            logger.error("Request %s %s timed out after %ss", method, scope["path"], timeout)
+            future.add_done_callback(lambda done: _close_abandoned_stream(done, self.executor))
+            return error_response(f"Request timed out after {timeout:g} seconds", 504)
 
 
 def to_response(data: ResponseData, executor: Executor | None = None) -> Response:
@@ -96,56 +155,6 @@ def to_response(data: ResponseData, executor: Executor | None = None) -> Respons
     return response
 
 
-def _request_data(request: Request, body: bytes) -> RequestData:
-    return RequestData(
-        method=request.method,
-        path=request.url.path,
-        body=body,
-        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
-        query=QueryParams(request.query_params.multi_items()),
-        path_params=dict(request.path_params),
-    )
-
-
-def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
-    async def endpoint(request: Request) -> Response:
-        ctx = state.ctx
-        early = early_response(ctx, route, request.method, request.url.path)
-        if early is not None:
-            return to_response(early)
-        assert ctx is not None
-        files = getattr(request.state, "files", None)
-        if route.stream_request and not isinstance(files, LazyFiles):
-            req = _request_data(request, b"")
-            req.body_stream = request.stream()
-        elif isinstance(files, LazyFiles):  # prefetched by DRUM's middleware, multipart parsed at most once
-            req = files.request
-            req.path_params = dict(request.path_params)
-        else:
-            req = _request_data(request, await request.body())
-        if route.async_handler is not None:
-            return to_response(await run_route_async(ctx, route, req))
-        if route.on_loop:
-            return to_response(run_route(ctx, route, req))
-        assert state.admission is not None
-        context = contextvars.copy_context()
-        try:
-            future = state.admission.submit(context.run, run_route, ctx, route, req)
-        except Busy:
-            return to_response(error_response(BUSY_TEXT, 503, [("Retry-After", "1")]))
-        timeout = state.request_timeout or None
-        try:
-            result = await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            logger.error("Request %s %s timed out after %ss", request.method, request.url.path, timeout)
-            future.add_done_callback(lambda done: _close_abandoned_stream(done, state.executor))
-            return to_response(error_response(f"Request timed out after {timeout:g} seconds", 504))
-        return to_response(result, state.executor)
-
-    endpoint.__name__ = route.name
-    return endpoint
-
-
 def _close_abandoned_stream(future: asyncio.Future, executor: Executor | None) -> None:
     """A handler that finished after its request got 504 may have opened a stream (a chat generator):
     close it on the executor (never on the loop)."""
@@ -161,7 +170,66 @@ def _close_abandoned_stream(future: asyncio.Future, executor: Executor | None) -
         close()
 
 
+def raw_headers(data: ResponseData) -> list[tuple[bytes, bytes]]:
+    """The header list Starlette's `to_response(data)` would send, built directly."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in data.headers]
+    if not (data.status < 200 or data.status in (204, 304)) and all(k != b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(len(data.body)).encode("latin-1")))
+    if data.content_type is not None:
+        headers = [(k, v) for k, v in headers if k != b"content-type"]
+        headers.append((b"content-type", data.content_type.encode("latin-1")))
+    return headers
+
+
+def _request_data(scope: Scope, body: bytes) -> RequestData:
+    return RequestData(
+        method=scope["method"],
+        path=scope["path"],
+        body=body,
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+        query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+        path_params=dict(scope.get("path_params") or {}),
+    )
+
+
+class RouteApp:
+    """The ASGI app of one DRUM route: no FastAPI request or response objects on the hot path."""
+
+    def __init__(self, state: DrumState, route: Route) -> None:
+        self.state = state
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        data = await self.state.respond(self.route, scope, receive)
+        if data.stream is not None or data.astream is not None:
+            await to_response(data, self.state.executor)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": data.status, "headers": raw_headers(data)})
+        await send({"type": "http.response.body", "body": data.body})
+
+
+class _RouteWithScope(StarletteRoute):
+    """A Starlette route that, like FastAPI's, names itself in `scope["route"]` (metrics read the template)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
+def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
+    """A FastAPI endpoint for the route (used with DRUM_FASTAPI_ENABLE_DOCS, so it is in the OpenAPI schema)."""
+
+    async def endpoint(request: Request) -> Response:
+        return to_response(await state.respond(route, request.scope, request.receive), state.executor)
+
+    endpoint.__name__ = route.name
+    return endpoint
+
+
 def create_app(config: AppConfig) -> FastAPI:
+    fix_mmap_threshold()  # large bodies and frames go back to the system after each request
     state = DrumState()
     flusher = StdoutFlusher()
     metrics = Metrics() if config.metrics_enabled else None
@@ -190,6 +258,11 @@ def create_app(config: AppConfig) -> FastAPI:
         if config.use_watchdog and config.port:
             watchdog = Watchdog(state.ctx, config.port, config.url_prefix)
             watchdog.start()
+        state.batcher = _batcher(config, state.ctx, state.executor)
+        if config.gil_switch_interval_us:
+            # The loop waits at most this long for the GIL while a prediction thread runs Python
+            # code (Python's default 5 ms makes every /ping wait behind predictions).
+            sys.setswitchinterval(config.gil_switch_interval_us / 1e6)
         flusher.start()
         try:
             yield
@@ -216,13 +289,14 @@ def create_app(config: AppConfig) -> FastAPI:
     app.state.drum = state
     for route in ROUTES:
         for path in full_paths(route, config.url_prefix):
-            app.add_api_route(
-                path,
-                _endpoint(state, route),
-                methods=list(route.allowed_methods()),
-                name=route.name,
-                include_in_schema=path.endswith("/") or route.path == path or "{" in path,
-            )
+            methods = list(route.allowed_methods())
+            if docs:
+                schema = path.endswith("/") or route.path == path or "{" in path
+                endpoint = _endpoint(state, route)
+                app.add_api_route(path, endpoint, methods=methods, name=route.name, include_in_schema=schema)
+            else:
+                served = RouteApp(state, route)
+                app.router.routes.append(_RouteWithScope(path, served, methods=methods, name=route.name))
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     if config.cors_origins:
         # Never credentials with wildcard (or any) origins: browsers would send cookies cross-site.
@@ -239,6 +313,25 @@ def create_app(config: AppConfig) -> FastAPI:
     app.add_middleware(StdoutFlusherMiddleware, flusher=flusher)
     app.add_middleware(AccessLogMiddleware, enabled=config.access_log)
     return app
+
+
+def _batcher(config: AppConfig, ctx: ServingContext, executor: ThreadPoolExecutor) -> Batcher | None:
+    """The batcher when DRUM_BATCHING_MAX_ROWS is set and the model may be batched (else None, logged)."""
+    if not config.batching_max_rows:
+        return None
+    ok, reason = model_batchable(ctx, config.batching_allow_hooks)
+    if ok and tracing.tracing_active():
+        ok, reason = False, "tracing is on (each request keeps its own span)"
+    if not ok:
+        logger.warning("Adaptive batching is off for this model: %s", reason)
+        return None
+    logger.info(
+        "Adaptive batching on: up to %d rows per model call, %d ms wait", config.batching_max_rows,
+        config.batching_max_wait_ms,
+    )
+    return Batcher(
+        ctx, executor, config.executor_workers, config.batching_max_rows, config.batching_max_wait_ms / 1000
+    )
 
 
 def _native_telemetry_off() -> dict[str, Any]:

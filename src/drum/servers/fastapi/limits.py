@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -96,24 +95,29 @@ class Admission:
     def in_flight(self) -> int:
         return self._in_flight
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    def acquire(self) -> None:
+        """Take a slot (raises Busy when none is left); `release` gives it back."""
         with self._lock:
             if self._in_flight >= self.capacity:
                 raise Busy()
             self._in_flight += 1
             self._changed()
-        try:
-            future: Future = self.executor.submit(fn, *args)
-        except BaseException:
-            self._release(None)
-            raise
-        future.add_done_callback(self._release)
-        return asyncio.wrap_future(future)
 
-    def _release(self, _future: Future | None) -> None:
+    def release(self, _future: Any = None) -> None:
         with self._lock:
             self._in_flight -= 1
             self._changed()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        """Run `fn(*args)` on the executor in a slot held until it finishes (raises Busy)."""
+        self.acquire()
+        try:
+            future: Future = self.executor.submit(fn, *args)
+        except BaseException:
+            self.release()
+            raise
+        future.add_done_callback(self.release)
+        return future
 
     def _changed(self) -> None:
         if self.on_change is not None:

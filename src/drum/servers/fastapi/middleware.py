@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import time
@@ -98,6 +99,28 @@ class LazyFiles(Mapping):
         return len(self.uploads)
 
 
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body (None when the client disconnected first). A body of several chunks
+    is gathered in a BytesIO, whose buffer becomes the result without a copy: a large body is
+    held once, never twice (chunks plus their join)."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    first = message.get("body", b"")
+    if not message.get("more_body", False):
+        return first
+    buffer = io.BytesIO()
+    buffer.write(first)
+    del first
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        buffer.write(message.get("body", b""))
+        if not message.get("more_body", False):
+            return buffer.getvalue()
+
+
 class BodyPrefetchMiddleware:
     """Reads the body once, before user middleware runs, into `request.state.body` (bytes) and
     `request.state.files`; downstream `await request.body()` replays it. Paths starting with one of
@@ -111,15 +134,9 @@ class BodyPrefetchMiddleware:
         if scope["type"] != "http" or (self.skip and scope["path"].startswith(self.skip)):
             await self.app(scope, receive, send)
             return
-        chunks = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await read_body(receive)
+        if body is None:
+            return
         request = RequestData(
             method=scope["method"],
             path=scope["path"],

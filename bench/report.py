@@ -1,0 +1,187 @@
+"""Results as data (JSON), as markdown tables with ratios against the first server, and as a PNG chart.
+
+Everything but `write_chart` is pure and works on the plain-dict results that `bench.run` produces:
+`{"meta": {...}, "servers": {name: {"startup_s": {model: s}, "idle_rss_mb": {model: mb}, "note": str}},
+"rows": [{"case", "server", "rps", "p50_ms", "p99_ms", "errors", "requests", "peak_rss_mb", "ping",
+"error"}]}`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def ratio(value: float | None, ref: float | None) -> float | None:
+    """value / ref, or None when either is missing or ref is 0."""
+    if value is None or ref is None or ref == 0:
+        return None
+    return value / ref
+
+
+def fmt_ratio(r: float | None) -> str:
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def fmt_num(v: float | None, digits: int = 1) -> str:
+    if v is None:
+        return "–"
+    if abs(v) >= 100 or digits == 0:
+        return f"{v:,.0f}"
+    return f"{v:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 2) -> str:
+    """A markdown table; the first `left` columns (names) align left, numbers right."""
+    rule = "|" + "|".join("---" if i < left else "--:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _by_case(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in results["rows"]:
+        out.setdefault(row["case"], []).append(row)
+    return out
+
+
+def _reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first server's row that measured something (ratios are against it)."""
+    return next((r for r in rows if r.get("error") is None and r.get("requests")), None)
+
+
+def load_table(results: dict[str, Any]) -> str:
+    """One row per (case, server): req/s, p50, p99, errors, peak RSS and their ratios to the first server."""
+    header = ["case", "server", "req/s", "× req/s", "p50 ms", "× p50", "p99 ms", "× p99", "errors",
+              "peak RSS MB", "× RSS"]  # fmt: skip
+    rows: list[list[str]] = []
+    for case, case_rows in _by_case(results).items():
+        if case.startswith("ping-"):
+            continue
+        ref = _reference(case_rows)
+        for r in case_rows:
+            if r.get("error"):
+                rows.append([case, r["server"], "failed: " + str(r["error"])[:80], *["–"] * 8])
+                continue
+            rows.append([
+                case, r["server"],
+                fmt_num(r["rps"]), fmt_ratio(ratio(r["rps"], ref and ref["rps"])),
+                fmt_num(r["p50_ms"]), fmt_ratio(ratio(r["p50_ms"], ref and ref["p50_ms"])),
+                fmt_num(r["p99_ms"]), fmt_ratio(ratio(r["p99_ms"], ref and ref["p99_ms"])),
+                str(r["errors"]),
+                fmt_num(r["peak_rss_mb"], 0), fmt_ratio(ratio(r["peak_rss_mb"], ref and ref["peak_rss_mb"])),
+            ])  # fmt: skip
+    return _table(header, rows)
+
+
+def ping_table(results: dict[str, Any]) -> str:
+    """/ping/ latency (fresh connection per probe) while 1-row predictions saturate the server."""
+    header = ["load", "server", "predict req/s", "ping p50 ms", "ping p99 ms", "× ping p99", "ping max ms",
+              "pings", "ping errors", "predict errors"]  # fmt: skip
+    rows: list[list[str]] = []
+    for case, case_rows in _by_case(results).items():
+        if not case.startswith("ping-"):
+            continue
+        ref = _reference(case_rows)
+        for r in case_rows:
+            p = r.get("ping") or {}
+            if r.get("error"):
+                rows.append([case, r["server"], "failed: " + str(r["error"])[:80], *["–"] * 7])
+                continue
+            rows.append([
+                case, r["server"], fmt_num(r["rps"]), fmt_num(p.get("p50_ms")), fmt_num(p.get("p99_ms")),
+                fmt_ratio(ratio(p.get("p99_ms"), ref and (ref.get("ping") or {}).get("p99_ms"))),
+                fmt_num(p.get("max_ms")), str(p.get("pings", 0)), str(p.get("errors", 0)), str(r["errors"]),
+            ])  # fmt: skip
+    return _table(header, rows)
+
+
+def startup_table(results: dict[str, Any]) -> str:
+    """Start-up (process start → first 200 from /ping/) and idle RSS per server, with ratios."""
+    servers = results["servers"]
+    models = sorted({m for s in servers.values() for m in s.get("startup_s", {})}, key=_model_order)
+    main = models[0] if models else "regression"  # ratio and idle RSS: the first model (regression when run)
+    header = ["server", *[f"start-up s ({m})" for m in models], "× start-up", f"idle RSS MB ({main})", "notes"]
+    ref_name = next(iter(servers), None)
+    ref = servers[ref_name]["startup_s"].get(main) if ref_name else None
+    rows = []
+    for name, s in servers.items():
+        startup = s.get("startup_s", {})
+        rows.append([
+            name, *[fmt_num(startup.get(m), 2) for m in models], fmt_ratio(ratio(startup.get(main), ref)),
+            fmt_num(s.get("idle_rss_mb", {}).get(main), 0), s.get("note", ""),
+        ])  # fmt: skip
+    return _table(header, rows, left=1)
+
+
+def _model_order(model: str) -> tuple[int, str]:
+    return ({"regression": 0, "unstructured": 1, "chat": 2}.get(model, 9), model)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report: a line about the run, then the load, /ping and start-up tables."""
+    meta = results["meta"]
+    first = next(iter(results["servers"]), "?")
+    skipped = "".join(f"\n- not run: `{k}` ({v})" for k, v in meta.get("skipped", {}).items())
+    parts = [
+        f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; load generator `{meta.get('tool', '?')}` "
+        f"on the same machine, {meta.get('duration_s', '?')} s per case, 1 worker process per server; this "
+        f"project's servers ran {meta.get('ours', '?')}. "
+        f"Ratios (×) are against `{first}`; req/s counts 2xx answers only, errors are non-2xx answers and "
+        f"socket errors, peak RSS is summed over the server's process tree.{skipped}"
+    ]
+    if any(not r["case"].startswith("ping-") for r in results["rows"]):
+        parts.append(load_table(results))
+    if any(r["case"].startswith("ping-") for r in results["rows"]):
+        parts.append(
+            "`/ping/` while 1-row CSV predictions saturate the server (`ping-cN`: N prediction connections, "
+            f"one probe every 20 ms on a fresh connection):\n\n{ping_table(results)}"
+        )
+    parts.append(f"Start-up (process start → first 200 from `/ping/`):\n\n{startup_table(results)}")
+    return "\n\n".join(parts) + "\n"
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    """A 2×2 PNG: req/s and p99 per case, peak RSS per case, start-up per server (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    servers = list(results["servers"])
+    by_case = _by_case(results)
+    cases = list(by_case)
+    fig, axes = plt.subplots(2, 2, figsize=(max(12, len(cases) * 0.9), 10))
+    width = 0.8 / max(len(servers), 1)
+
+    def bars(ax: Any, key: Any, title: str, log: bool) -> None:
+        for i, server in enumerate(servers):
+            values = []
+            for case in cases:
+                row = next((r for r in by_case[case] if r["server"] == server), None)
+                values.append(key(row) if row and not row.get("error") else 0.0)
+            ax.bar([x + i * width for x in range(len(cases))], values, width, label=server)
+        ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(cases))], cases, rotation=60, ha="right")
+        ax.set_title(title)
+        if log:
+            ax.set_yscale("log")
+
+    bars(axes[0][0], lambda r: r["rps"], "requests/s (2xx, log)", True)
+    bars(axes[0][1], lambda r: (r.get("ping") or {}).get("p99_ms") or r["p99_ms"], "p99 ms (ping-*: /ping p99; log)",
+         True)  # fmt: skip
+    bars(axes[1][0], lambda r: r["peak_rss_mb"], "peak RSS MB (process tree)", False)
+    startup = [results["servers"][s].get("startup_s", {}).get("regression") or 0.0 for s in servers]
+    axes[1][1].bar(servers, startup, color=[f"C{i}" for i in range(len(servers))])
+    axes[1][1].set_title("start-up to first /ping 200 (s, regression model)")
+    axes[1][1].tick_params(axis="x", rotation=30)
+    axes[0][0].legend(fontsize="small")
+    fig.suptitle(f"drum benchmark — {results['meta'].get('date', '')} — {results['meta'].get('machine', '')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

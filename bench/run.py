@@ -1,0 +1,235 @@
+"""Side-by-side benchmark: serve the same models with each server, one server at a time, run the same
+load on each, print a table with ratios against the first server, write JSON/markdown/PNG results.
+
+    python -m bench [--quick] [--servers a,b] [--cases 'csv1-*,chat-c8'] [--duration 10] [--tool wrk|hey]
+
+DRUM 1.18.1 is the first column when `DRUM_REFERENCE_VENV` (or `--reference-venv`) names a venv
+with `datarobot-drum==1.18.1` installed (its `bin/drum` is started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import loadgen, report
+from bench.servers import RunningServer, ServerSpec, known_servers
+from bench.workload import CASES, Case, ModelKind, Workdir, build_workdir, select_cases, send_once
+
+RESULTS_DIR = Path(__file__).with_name("results")
+MB = 1024 * 1024
+
+
+def _log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--servers", help="comma-separated servers, in column order (default: every one available)")
+    p.add_argument("--cases", help="comma-separated case names or globs, e.g. 'csv1-*,chat-c8' (default: full run)")
+    p.add_argument("--duration", type=float, help="seconds of load per case (default 10, 3 with --quick)")
+    p.add_argument("--quick", action="store_true", help=f"a ~2 minute subset: {', '.join(_quick_names())}")
+    p.add_argument("--tool", choices=("auto", "wrk", "hey"), default="auto",
+                   help="load generator (auto: wrk, else hey)")  # fmt: skip
+    p.add_argument("--reference-venv", default=os.environ.get("DRUM_REFERENCE_VENV"),
+                   help="venv with DRUM 1.18.1 (default: $DRUM_REFERENCE_VENV)")  # fmt: skip
+    p.add_argument("--drum", help="this project's drum executable (default: the one next to this Python)")
+    p.add_argument("--ours-src", type=Path,
+                   help="serve this project's servers from this source tree (its src/ dir, put on PYTHONPATH), "
+                   "e.g. from `git archive COMMIT src | tar -x -C DIR`; default: the installed drum")  # fmt: skip
+    p.add_argument("--server-env", action="append", default=[], metavar="SERVER:NAME=VALUE",
+                   help="extra environment of one server, e.g. fastapi-batching:DRUM_BATCHING_MAX_ROWS=64")  # fmt: skip
+    p.add_argument("--out", help="results name under bench/results/ (default: latest, or quick with --quick)")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    p.add_argument("--no-chart", action="store_true", help="skip the PNG (no matplotlib needed)")
+    p.add_argument("--list", action="store_true", help="list servers and cases, then exit")
+    return p.parse_args(argv)
+
+
+def _quick_names() -> list[str]:
+    return [c.name for c in select_cases(None, quick=True)]
+
+
+def choose_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], dict[str, str]]:
+    """The servers to run in order, and the ones skipped with the reason."""
+    known = known_servers(args.reference_venv, args.drum, args.ours_src)
+    names = [n.strip() for n in args.servers.split(",") if n.strip()] if args.servers else list(known)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SystemExit(f"unknown server(s) {unknown}; known: {', '.join(known)}")
+    extra: dict[str, dict[str, str]] = {}
+    for item in args.server_env:
+        server, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        if server not in known or not key:
+            raise SystemExit(f"--server-env {item!r}: expected SERVER:NAME=VALUE with SERVER in {list(known)}")
+        extra.setdefault(server, {})[key] = value
+    chosen, skipped = [], {}
+    for n in names:
+        spec = known[n]
+        if isinstance(spec, str):
+            skipped[n] = spec
+            continue
+        if n in extra:
+            spec = ServerSpec(spec.name, spec.drum, {**spec.env, **extra[n]},
+                              spec.note + "; " + ", ".join(f"{k}={v}" for k, v in extra[n].items()))  # fmt: skip
+        chosen.append(spec)
+    return chosen, skipped
+
+
+def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, duration_s: float) -> dict[str, Any]:
+    """Check one answer, then load the server; one result row."""
+    row: dict[str, Any] = {"case": case.name, "server": server.spec.name, "connections": case.connections,
+                           "payload_bytes": work.payload(case.payload).stat().st_size, "error": None}  # fmt: skip
+    server.sampler.reset()
+    invalid = send_once(case, server.port, work)
+    if invalid:
+        row["error"] = "invalid answer: " + invalid
+        return row
+    url = f"http://127.0.0.1:{server.port}{case.path}"
+    prober = loadgen.PingProber("127.0.0.1", server.port) if case.ping else None
+    try:
+        if prober:
+            with prober:
+                result = loadgen.run_load(tool, url, work.payload(case.payload), case.content_type,
+                                          case.connections, duration_s)  # fmt: skip
+            row["ping"] = prober.summary()
+        else:
+            result = loadgen.run_load(tool, url, work.payload(case.payload), case.content_type,
+                                      case.connections, duration_s)  # fmt: skip
+    except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+        row["error"] = str(exc)[:500]
+        return row
+    row.update(result.to_dict())
+    row["peak_rss_mb"] = round(server.sampler.peak / MB, 1)
+    return row
+
+
+def run_server(spec: ServerSpec, cases: list[Case], work: Workdir, tmp: Path, tool: str, duration_s: float,
+               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
+    """Start `spec` once per model kind the cases need, run those cases; (server summary, rows)."""
+    summary: dict[str, Any] = {"note": spec.note, "startup_s": {}, "idle_rss_mb": {}}
+    rows: list[dict[str, Any]] = []
+    kinds: list[ModelKind] = []
+    for c in cases:
+        if c.model not in kinds:
+            kinds.append(c.model)
+    for kind in kinds:
+        _log(f"{spec.name}: starting ({kind.name} model)")
+        server = RunningServer(spec, kind, work.model_dir(kind), tmp)
+        try:
+            if not server.ready:
+                why = f"server did not start (see {server.log_path}): {server.log_tail(300)!r}"
+                _log(f"{spec.name}: {why}")
+                rows += [{"case": c.name, "server": spec.name, "error": why} for c in cases if c.model is kind]
+                continue
+            summary["startup_s"][kind.name] = round(server.startup_s or 0.0, 3)
+            summary["idle_rss_mb"][kind.name] = round(server.idle_rss / MB, 1)
+            _log(f"{spec.name}: ready in {server.startup_s:.2f} s, {server.idle_rss / MB:.0f} MB")
+            for case in (c for c in cases if c.model is kind):
+                row = run_case(server, case, work, tool, duration_s)
+                rows.append(row)
+                if row["error"]:
+                    _log(f"{spec.name} {case.name}: {row['error']}")
+                else:
+                    ping = f", ping p99 {row['ping']['p99_ms']:.1f} ms" if row.get("ping") else ""
+                    _log(f"{spec.name} {case.name}: {row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms, "
+                         f"{row['errors']} errors, {row['peak_rss_mb']:.0f} MB{ping}")  # fmt: skip
+                time.sleep(0.5)
+        finally:
+            server.stop()
+        time.sleep(1.0)
+    return summary, rows
+
+
+def describe_ours(src: Path | None) -> str:
+    """Which code this project's servers ran: a given source tree, or this checkout's commit (+ changes)."""
+    if src is not None:
+        return f"source tree {src}"
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src"], capture_output=True,
+                               text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return "installed drum"
+    return f"commit {commit}" + (" + uncommitted changes in src/" if dirty else "")
+
+
+def machine() -> str:
+    mem = psutil.virtual_memory().total / 1024**3
+    return f"{os.cpu_count()} cores, {mem:.0f} GiB RAM, {platform.system()}, Python {platform.python_version()}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.list:
+        for name, spec in known_servers(args.reference_venv, args.drum, args.ours_src).items():
+            print(f"server {name}: {spec.note if isinstance(spec, ServerSpec) else 'unavailable: ' + spec}")
+        for c in CASES:
+            flags = ("" if c.default else " (only when named)") + (" [quick]" if c.name in _quick_names() else "")
+            print(f"case {c.name}: POST {c.path} {c.payload} x {c.connections} connections{flags}")
+        return 0
+    tools = loadgen.available_tools()
+    tool = tools[0] if args.tool == "auto" and tools else args.tool
+    if tool == "auto" or tool not in tools:
+        print("neither wrk nor hey is installed (apt-get install -y wrk hey)" if tool == "auto"
+              else f"{tool} is not installed (apt-get install -y {tool})", file=sys.stderr)  # fmt: skip
+        return 2
+    cases = select_cases([p.strip() for p in args.cases.split(",")] if args.cases else None, args.quick)
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    servers, skipped = choose_servers(args)
+    for name, why in skipped.items():
+        _log(f"skipping {name}: {why}")
+    if not servers:
+        print("no server to run", file=sys.stderr)
+        return 2
+    _log(f"{len(servers)} servers x {len(cases)} cases, {duration:g} s each, load generator {tool}")
+    results: dict[str, Any] = {
+        "meta": {
+            "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": machine(), "ours": describe_ours(args.ours_src), "tool": tool, "duration_s": duration,
+            "skipped": skipped,
+            "cases": [c.name for c in cases], "command": "python -m bench " + " ".join(argv or sys.argv[1:]),
+        },
+        "servers": {},
+        "rows": [],
+    }  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="drum-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        _log("training the Ridge model and writing payloads")
+        work = build_workdir(tmp / "work")
+        for spec in servers:
+            summary, rows = run_server(spec, cases, work, tmp, tool, duration)
+            results["servers"][spec.name] = summary
+            results["rows"] += rows
+    order = {c.name: i for i, c in enumerate(cases)}
+    column = {s.name: i for i, s in enumerate(servers)}
+    results["rows"].sort(key=lambda r: (order[r["case"]], column[r["server"]]))
+    text = report.markdown(results)
+    print(text)
+    out = args.out or ("quick" if args.quick else "latest")
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    report.write_json(results, args.results_dir / f"{out}.json")
+    (args.results_dir / f"{out}.md").write_text(text)
+    written = [f"{out}.json", f"{out}.md"]
+    if not args.no_chart:
+        try:
+            report.write_chart(results, args.results_dir / f"{out}.png")
+            written.append(f"{out}.png")
+        except ImportError:
+            _log("matplotlib is not installed (pip install -e '.[bench]'): no chart")
+    _log(f"wrote {', '.join(str(args.results_dir / w) for w in written)}")
+    return 0

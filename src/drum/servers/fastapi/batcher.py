@@ -1,0 +1,99 @@
+"""Adaptive batching, the event-loop half: queue prediction requests, hand them to the executor in
+batches, wake each request with its own answer.
+
+"Batch what accumulated while the previous batch ran": a request that finds a free executor thread
+and nothing else running is dispatched at once (no waiting for company that may never come). While
+a batch runs, new requests queue; when it ends, everything queued (up to `max_rows` rows) goes as
+the next batch. With several executor threads, a free thread takes queued requests early only once
+they hold `max_rows` rows or the oldest has waited `max_wait` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from drum.serving.batching import BatchItem, run_batch
+from drum.serving.handlers import ServingContext
+
+
+class Batcher:
+    def __init__(
+        self, ctx: ServingContext, executor: ThreadPoolExecutor, threads: int, max_rows: int, max_wait: float
+    ) -> None:
+        self.ctx = ctx
+        self.executor = executor
+        self.threads = threads
+        self.max_rows = max_rows
+        self.max_wait = max_wait
+        self._queue: deque[tuple[BatchItem, asyncio.Future]] = deque()
+        self._queued_rows = 0
+        self._running = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def submit(self, item: BatchItem) -> asyncio.Future:
+        """Queue a request; the future resolves to its `ResponseData` (or fails if the batch job died)."""
+        loop = self._loop = self._loop or asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.append((item, future))
+        self._queued_rows += item.rows
+        self._dispatch()
+        return future
+
+    def _dispatch(self) -> None:
+        while self._queue and self._running < self.threads:
+            if self._running and self._queued_rows < self.max_rows:
+                wait = self._queue[0][0].enqueued + self.max_wait - time.perf_counter()
+                if wait > 0:
+                    if self._timer is None:
+                        self._timer = self._loop.call_later(wait, self._on_timer)
+                    return
+            self._start(self._take())
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    def _take(self) -> list[tuple[BatchItem, asyncio.Future]]:
+        batch = [self._queue.popleft()]
+        rows = batch[0][0].rows
+        while self._queue and rows + self._queue[0][0].rows <= self.max_rows:
+            entry = self._queue.popleft()
+            rows += entry[0].rows
+            batch.append(entry)
+        self._queued_rows -= rows
+        return batch
+
+    def _start(self, batch: list[tuple[BatchItem, asyncio.Future]]) -> None:
+        self._running += 1
+        items = [item for item, _ in batch]
+        loop = self._loop
+        try:
+            job = self.executor.submit(contextvars.copy_context().run, run_batch, self.ctx, items)
+        except BaseException as exc:  # noqa: BLE001 - executor shut down
+            self._running -= 1
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._finished, batch, done))
+
+    def _finished(self, batch: list[tuple[BatchItem, asyncio.Future]], job: Future) -> None:
+        self._running -= 1
+        error = job.exception()
+        for item, future in batch:
+            if future.done():
+                continue
+            if error is not None or item.response is None:
+                future.set_exception(error or RuntimeError("batch ended without an answer"))
+            else:
+                future.set_result(item.response)
+        self._dispatch()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)

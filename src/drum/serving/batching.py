@@ -1,0 +1,219 @@
+"""Adaptive batching, the framework-neutral half: which requests may share one model call, and
+running a batch of them (on an executor thread) with the same answers as one-by-one calls.
+
+A batch is split into groups that may be merged: same route handler, same content type and query,
+and input frames with the same columns and dtypes. Each group's frames are concatenated, scored in
+one call and the predictions split back by row counts. A request whose input fails to read or
+prepare gets its own error; when a merged call fails, or returns a different number of rows, every
+request of the group is scored on its own, so only the bad one fails.
+
+Models whose hooks may need per-request data are served one by one unless `allow_hooks` is set:
+`read_input_data`, `transform`, and a `score` hook that reads its keyword arguments (`binary_data`,
+`mimetype`, ...). With `allow_hooks`, each request's `read_input_data`/`transform` still run on
+its own input; the merged `score` call receives the first request's keyword arguments.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dis
+import inspect
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from drum.model import codecs
+from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
+from drum.model.predictor import Predictor, PredictResponse
+from drum.model.target import TargetType
+from drum.serving import handlers
+from drum.serving.errors import response_for_exception
+from drum.serving.handlers import ServingContext
+from drum.serving.request import RequestData
+from drum.serving.response import ResponseData
+from drum.serving.routes import Route
+
+logger = logging.getLogger("drum.serving.batching")
+
+BATCHED_TARGETS = frozenset(
+    {TargetType.REGRESSION, TargetType.ANOMALY, TargetType.BINARY, TargetType.MULTICLASS, TargetType.MULTILABEL}
+)
+#: Hooks that read or reshape one request's input.
+PER_REQUEST_HOOKS = ("read_input_data", "transform")
+
+
+def hooks_needing_request_data(predictor: Predictor) -> list[str]:
+    """The model's hooks that may need one request's own data (so merging requests could change them)."""
+    names = [name for name in PER_REQUEST_HOOKS if predictor.hooks.has(name)]
+    score = predictor.hooks.get("score")
+    if score is not None and reads_keyword_arguments(score):
+        names.append("score (reads its keyword arguments)")
+    return names
+
+
+def reads_keyword_arguments(fn: Callable[..., Any]) -> bool:
+    """Whether `fn(data, model, **kwargs)` may look at its keyword arguments: explicit keyword
+    parameters, or a `**kwargs` that its code loads (or code we cannot inspect)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    varkw = [p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+    if len([p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]) > 2:
+        return True
+    if not varkw:
+        return False
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    if code is None:
+        return True
+    if varkw[0] in code.co_cellvars:  # captured by a nested function
+        return True
+    return any(ins.argval == varkw[0] and ins.opname.startswith("LOAD_") for ins in dis.get_instructions(code))
+
+
+def model_batchable(ctx: ServingContext, allow_hooks: bool) -> tuple[bool, str]:
+    """Whether predictions of this model may be batched, and why not."""
+    if ctx.predictor is None or ctx.load_error is not None:
+        return False, "the model is not loaded"
+    if ctx.target_type not in BATCHED_TARGETS:
+        return False, f"target type {ctx.target_type.value} is not batched"
+    if type(ctx.model).predict is not Predictor.predict:
+        return False, "the model is served by an OpenAI-compatible backend (one call per request)"
+    if ctx.model.monitor is not None:
+        return False, "MLOps monitoring reports each request's own features and timing"
+    needing = hooks_needing_request_data(ctx.model)
+    if needing and not allow_hooks:
+        return False, f"hooks that may need per-request data ({', '.join(needing)}); DRUM_BATCHING_ALLOW_HOOKS opts in"
+    return True, ""
+
+
+def batch_key(route: Route, req: RequestData) -> tuple | None:
+    """What must be equal for two requests to be merged, or None when this request is never batched
+    (not a structured prediction, sparse or multipart input)."""
+    if route.handler is not handlers.predict or req.method != "POST":
+        return None
+    mimetype = req.mimetype
+    if req.is_form or mimetype == codecs.TEXT_MTX or not codecs.is_mimetype_supported(mimetype):
+        return None
+    return (req.header("content-type"), tuple(req.query.items_multi()))
+
+
+def estimated_rows(req: RequestData) -> int:
+    """Rows in a CSV body, roughly (line ends less the header); at least 1."""
+    return max(1, req.body.count(b"\n") - 1)
+
+
+@dataclass
+class BatchItem:
+    req: RequestData
+    key: tuple
+    rows: int
+    context: contextvars.Context
+    enqueued: float = field(default_factory=time.perf_counter)
+    response: ResponseData | None = None
+
+
+@dataclass
+class _Prepared:
+    item: BatchItem
+    kwargs: dict[str, Any]
+    data: pd.DataFrame
+
+
+def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
+    """Answer every item (sets `item.response`); never raises."""
+    started = time.perf_counter()
+    groups: dict[tuple, list[_Prepared]] = {}
+    for item in items:
+        try:
+            kwargs, data = item.context.run(_prepare, ctx, item.req)
+        except BaseException as exc:  # noqa: BLE001 - this request fails alone
+            item.response = item.context.run(response_for_exception, exc)
+            continue
+        if isinstance(data, PlainTable):
+            signature = (item.key, "plain", data.names, data.dtypes)
+        elif isinstance(data, pd.DataFrame):
+            signature = (item.key, "frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
+        else:
+            item.response = item.context.run(_answer_alone, ctx, _Prepared(item, kwargs, data))
+            continue
+        groups.setdefault(signature, []).append(_Prepared(item, kwargs, data))
+    for group in groups.values():
+        if len(group) == 1:
+            group[0].item.response = group[0].item.context.run(_answer_alone, ctx, group[0])
+        else:
+            _answer_group(ctx, group)
+    elapsed = time.perf_counter() - started
+    for _ in items:
+        ctx.times.add(elapsed)
+
+
+def _prepare(ctx: ServingContext, req: RequestData) -> tuple[dict[str, Any], Any]:
+    """A request's prediction arguments and input: a `PlainTable` when the built-in reader would
+    read it (merged without building a frame per request), else what `prepare_data` gives."""
+    kwargs = handlers.predict_kwargs(ctx, req)
+    hooks = ctx.model.hooks
+    if kwargs["mimetype"] != codecs.TEXT_MTX and not hooks.has("read_input_data") and not hooks.has("transform"):
+        table = parse_plain_numeric_csv(kwargs["binary_data"])
+        if table is not None:
+            return kwargs, table
+    return kwargs, ctx.model.prepare_data(**kwargs)
+
+
+def _frame(data: Any) -> Any:
+    return data.frame() if isinstance(data, PlainTable) else data
+
+
+def _answer_alone(ctx: ServingContext, prepared: _Prepared) -> ResponseData:
+    try:
+        result = ctx.model.predict_data(_frame(prepared.data), **prepared.kwargs)
+        return handlers.predictions_response(ctx, result)
+    except BaseException as exc:  # noqa: BLE001 - DRUM's error response, as run_route gives
+        return response_for_exception(exc)
+
+
+def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
+    sizes = [len(p.data) for p in group]
+    first = group[0]
+    try:
+        if isinstance(first.data, PlainTable):
+            merged = PlainTable.concat([p.data for p in group]).frame()
+        else:
+            merged = pd.concat([p.data for p in group], ignore_index=True)
+        result = first.item.context.run(ctx.model.predict_data, merged, **first.kwargs)
+        extra = result.extra_model_output
+        merged_ok = len(result.predictions) == len(merged) and (extra is None or len(extra) == len(merged))
+    except BaseException as exc:  # noqa: BLE001 - fall back to one call per request
+        logger.debug("Merged call for %d requests failed (%r); scoring them one by one", len(group), exc)
+        merged_ok = False
+    if not merged_ok:
+        for p in group:
+            p.item.response = p.item.context.run(_answer_alone, ctx, p)
+        return
+    bodies = None
+    if ctx.deployment_config is None and extra is None and not ctx.target_type.keeps_strings():
+        bodies = codecs.split_predictions_json(codecs.float_predictions(result.predictions), sizes)
+    if bodies is not None:
+        for p, body in zip(group, bodies, strict=True):
+            p.item.response = ResponseData(200, body, "application/json")
+        return
+    start = 0
+    for p, size in zip(group, sizes, strict=True):
+        try:
+            p.item.response = handlers.predictions_response(ctx, _slice(result, start, start + size))
+        except BaseException as exc:  # noqa: BLE001
+            p.item.response = p.item.context.run(response_for_exception, exc)
+        start += size
+
+
+def _slice(result: PredictResponse, start: int, stop: int) -> PredictResponse:
+    """Rows [start, stop) of a merged result, indexed from 0 as a one-request call would give them."""
+    extra = result.extra_model_output
+    return PredictResponse(
+        result.predictions.iloc[start:stop].reset_index(drop=True),
+        None if extra is None else extra.iloc[start:stop].reset_index(drop=True),
+    )

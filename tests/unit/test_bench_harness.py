@@ -1,0 +1,177 @@
+"""The benchmark harness's pure parts (bench/): wrk/hey output parsing, case selection, ratios and tables.
+
+Runs without wrk, hey or matplotlib installed.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from bench import loadgen, report, workload  # noqa: E402
+
+WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:40000/predict/
+  1 threads and 8 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    17.31ms    2.10ms  30.00ms   90.00%
+  918 requests in 2.00s, 150.00KB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:    459.00
+Transfer/sec:     75.00KB
+BENCH_JSON {"requests": 918, "duration_us": 2000000, "bytes": 153600, "connect": 0, "read": 1, "write": 0, \
+"status": 3, "timeout": 2, "p50_us": 17000, "p90_us": 20000, "p99_us": 23700, "max_us": 30000, "mean_us": 17310.0}
+"""
+
+HEY_OUTPUT = """
+Summary:
+  Total:\t2.0040 secs
+  Slowest:\t0.0520 secs
+  Fastest:\t0.0031 secs
+  Average:\t0.0175 secs
+  Requests/sec:\t457.6000
+
+Latency distribution:
+  10%% in 0.0150 secs
+  25%% in 0.0160 secs
+  50%% in 0.0170 secs
+  75%% in 0.0180 secs
+  90%% in 0.0200 secs
+  95%% in 0.0210 secs
+  99%% in 0.0240 secs
+
+Status code distribution:
+  [200]\t910 responses
+  [503]\t7 responses
+
+Error distribution:
+  [2]\tPost "http://127.0.0.1:40000/predict/": EOF
+"""
+
+
+def test_parse_wrk_counts_non_2xx_and_socket_errors() -> None:
+    r = loadgen.parse_wrk(WRK_OUTPUT)
+    assert (r.requests, r.non_2xx, r.errors) == (918, 3, 6)
+    assert (r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms) == (17.0, 20.0, 23.7, 30.0)
+    assert r.ok_rps == pytest.approx((918 - 3) / 2.0)
+    assert r.to_dict()["rps"] == pytest.approx(457.5)
+
+
+def test_parse_wrk_without_summary_line_fails() -> None:
+    with pytest.raises(ValueError, match="BENCH_JSON"):
+        loadgen.parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_parse_hey() -> None:
+    r = loadgen.parse_hey(HEY_OUTPUT)
+    assert (r.requests, r.non_2xx, r.errors) == (917, 7, 9)
+    assert (r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms) == pytest.approx((17.0, 20.0, 24.0, 52.0))
+    assert r.duration_s == pytest.approx(2.004)
+    assert r.ok_rps == pytest.approx(910 / 2.004)
+
+
+def test_parse_hey_all_connections_refused() -> None:
+    out = (
+        "Summary:\n  Total:\t1.0006 secs\n  Slowest:\t0.0000 secs\n\nStatus code distribution:\n\n"
+        'Error distribution:\n  [41839]\tGet "http://127.0.0.1:1/": dial tcp 127.0.0.1:1: connect: refused\n'
+    )
+    r = loadgen.parse_hey(out)
+    assert (r.requests, r.errors, r.ok_rps) == (0, 41839, 0.0)
+
+
+def test_load_commands() -> None:
+    wrk = loadgen.wrk_command("http://h/predict/", 64, 10, 120)
+    assert wrk[:7] == ["wrk", "-t", "1", "-c", "64", "-d", "10s"]
+    assert str(loadgen.LUA_SCRIPT) in wrk and loadgen.LUA_SCRIPT.exists()
+    hey = loadgen.hey_command("http://h/p", 8, 2.5, 120, Path("/tmp/body"), "text/csv")
+    assert hey[hey.index("-z") + 1] == "2.5s" and hey[hey.index("-T") + 1] == "text/csv"
+
+
+def test_percentile() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert loadgen.percentile(values, 50) == 50.0
+    assert loadgen.percentile(values, 99) == 99.0
+    assert loadgen.percentile(values, 100) == 100.0
+    assert loadgen.percentile([], 99) == 0.0
+
+
+def test_select_cases() -> None:
+    full = workload.select_cases(None)
+    assert "csv1-c8" in {c.name for c in full} and "csv100k-c64" not in {c.name for c in full}
+    assert [c.name for c in workload.select_cases(None, quick=True)] == list(workload.QUICK_CASES)
+    assert {c.name for c in workload.select_cases(["csv100k-*"])} == {"csv100k-c1", "csv100k-c8", "csv100k-c64"}
+    with pytest.raises(ValueError, match="no case"):
+        workload.select_cases(["nope"])
+
+
+def test_check_response_chat_stream() -> None:
+    case = next(c for c in workload.CASES if c.name == "chat-c1")
+    good = b"".join(b'data: {"x": %d}\n\n' % i for i in range(workload.CHAT_CHUNKS)) + b"data: [DONE]\n\n"
+    work = workload.Workdir(Path("/nonexistent"), {})
+    assert workload.check_response(case, 200, "text/event-stream; charset=utf-8", good, work) is None
+    assert "event-stream" in workload.check_response(case, 200, "application/json", good, work)
+    assert "status 500" in workload.check_response(case, 500, "application/json", b"{}", work)
+
+
+def test_check_response_predictions() -> None:
+    case = next(c for c in workload.CASES if c.name == "csv100-c1")
+    work = workload.Workdir(Path("/nonexistent"), {"csv100": [1.5, -2.0]})
+    body = b'{"predictions": [1.5' + b", 0.0" * 98 + b", -2.0]}"
+    assert workload.check_response(case, 200, "application/json", body, work) is None
+    assert "99 predictions" in workload.check_response(case, 200, "application/json", b'{"predictions": [1.5' +
+                                                       b", 0.0" * 98 + b"]}", work)  # fmt: skip
+    wrong = body.replace(b"-2.0", b"-2.1")
+    assert "differ" in workload.check_response(case, 200, "application/json", wrong, work)
+
+
+def _results() -> dict:
+    row = {"requests": 100, "errors": 0, "p50_ms": 10.0, "p99_ms": 20.0, "peak_rss_mb": 100.0, "error": None}
+    return {
+        "meta": {"date": "today", "machine": "2 cores", "tool": "wrk", "duration_s": 10, "skipped": {"x": "why"}},
+        "servers": {
+            "drum-1.18.1": {"startup_s": {"regression": 4.0}, "idle_rss_mb": {"regression": 800.0}, "note": "ref"},
+            "fastapi": {"startup_s": {"regression": 1.0, "chat": 0.5}, "idle_rss_mb": {"regression": 200.0}},
+        },
+        "rows": [
+            {**row, "case": "csv1-c8", "server": "drum-1.18.1", "rps": 400.0},
+            {**row, "case": "csv1-c8", "server": "fastapi", "rps": 600.0, "p99_ms": 10.0, "errors": 2},
+            {"case": "chat-c8", "server": "drum-1.18.1", "error": "server did not start"},
+            {**row, "case": "chat-c8", "server": "fastapi", "rps": 50.0},
+            {**row, "case": "ping-c8", "server": "drum-1.18.1", "rps": 380.0, "ping": {"p50_ms": 16, "p99_ms": 24}},
+            {**row, "case": "ping-c8", "server": "fastapi", "rps": 590.0, "ping": {"p50_ms": 2, "p99_ms": 6}},
+        ],
+    }
+
+
+def test_ratio_and_formatting() -> None:
+    assert report.ratio(600, 400) == 1.5
+    assert report.ratio(1, 0) is None and report.ratio(None, 1) is None
+    assert report.fmt_ratio(1.5) == "1.50×" and report.fmt_ratio(None) == "–"
+    assert report.fmt_num(1234.5) == "1,234" and report.fmt_num(12.345) == "12.3" and report.fmt_num(None) == "–"
+
+
+def test_load_table_ratios_against_first_server() -> None:
+    lines = report.load_table(_results()).splitlines()
+    assert lines[0].startswith("| case | server | req/s | × req/s |")
+    fastapi = next(ln for ln in lines if ln.startswith("| csv1-c8 | fastapi "))
+    assert "| 600 | 1.50× |" in fastapi and "| 10.0 | 0.50× |" in fastapi and "| 2 |" in fastapi
+    assert any("chat-c8 | drum-1.18.1 | failed: server did not start" in ln for ln in lines)
+    # the first server failed: chat ratios are against the first server that measured something
+    assert "| 50.0 | 1.00× |" in next(ln for ln in lines if ln.startswith("| chat-c8 | fastapi "))
+    assert not any(ln.startswith("| ping-") for ln in lines)
+
+
+def test_ping_and_startup_tables() -> None:
+    ping = report.ping_table(_results())
+    assert "| ping-c8 | fastapi | 590 | 2.0 | 6.0 | 0.25× |" in ping
+    startup = report.startup_table(_results())
+    assert startup.splitlines()[0] == (
+        "| server | start-up s (regression) | start-up s (chat) | × start-up | idle RSS MB (regression) | notes |"
+    )
+    assert "| fastapi | 1.00 | 0.50 | 0.25× | 200 |" in startup
+
+
+def test_markdown_names_the_reference_and_skipped_servers() -> None:
+    text = report.markdown(_results())
+    assert "against `drum-1.18.1`" in text and "not run: `x` (why)" in text

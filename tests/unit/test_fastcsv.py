@@ -1,0 +1,100 @@
+"""The plain numeric CSV fast path gives exactly what pandas.read_csv gives, or declines."""
+
+import io
+import itertools
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drum.model import codecs
+from drum.model.fastcsv import MAX_FAST_BYTES, read_plain_numeric_csv
+
+
+def pandas_read(body: bytes) -> pd.DataFrame:
+    df = pd.read_csv(io.BytesIO(body))
+    return pd.read_csv(io.BytesIO(body), skip_blank_lines=False) if df.shape[1] == 1 else df
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"a,b\n1,2\n",
+        b"a,b\n1,2.5\n3,4\n",
+        b"f0,f1\r\n0.1,-2e-3\r\n.5,5.\r\n",
+        b"x\n-0\n007\n123456789012345678\n",
+        b"x,y\n1e400,-1e-400\n",
+        b"NA,nan,None\n1,2,3",
+        b"a.1,c-d,e/f\n3.14159265358979323846,2,1E+5\n",
+    ],
+)
+def test_fast_path_equals_pandas(body):
+    got = read_plain_numeric_csv(body)
+    assert got is not None
+    pd.testing.assert_frame_equal(got, pandas_read(body), check_exact=False, rtol=1e-15)
+    pd.testing.assert_frame_equal(codecs.read_structured_input(body, "text/csv"), pandas_read(body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"a,b\n1,\n",  # missing value
+        b"a,b\n1,NA\n",  # NA string
+        b'a,b\n"1",2\n',  # quotes
+        b"a,a\n1,2\n",  # duplicate names (pandas renames)
+        b",b\n1,2\n",  # unnamed column
+        b"a,b\n1, 2\n",  # whitespace
+        b"a,b\n1,2\n\n3,4\n",  # blank line
+        b"a\n1\n\n",  # single column, trailing blank line is a missing value
+        b"a,b\n1,2,3\n",  # more fields than names (index column)
+        b"a,b\n+1,2\n",  # explicit plus
+        b"a,b\n1234567890123456789,2\n",  # beyond the int64 fast path
+        b"a,b\ninf,2\n",
+        b"a,b\nTrue,2\n",
+        b"a,b\n1\r2\n",
+        "é,b\n1,2\n".encode(),
+        b"a,b\n",  # no rows
+        b"a,b\n" + b"1,2\n" * (MAX_FAST_BYTES // 4),  # large: pandas' C parser
+    ],
+)
+def test_fast_path_declines_anything_unusual(body):
+    assert read_plain_numeric_csv(body) is None
+
+
+def test_fast_path_matches_pandas_on_random_numeric_tables():
+    rng = random.Random(7)
+    tokens = ["0", "1", "-1", "12", "007", "1.5", "-2.25", ".5", "5.", "1e5", "1E-3", "2.5e+10", "-.5e2", "0.1"]
+    names = ["a", "b", "f0", "x_1", "NA", "A", "B1"]
+    for _ in range(500):
+        width, height = rng.randint(1, 4), rng.randint(1, 5)
+        pool = rng.sample(tokens, 3)
+        lines = [",".join(rng.sample(names, width))]
+        lines += [",".join(rng.choice(pool) for _ in range(width)) for _ in range(height)]
+        for end, newline in itertools.product(("", "\n"), ("\n", "\r\n")):
+            body = (newline.join(lines) + end).encode()
+            got = read_plain_numeric_csv(body)
+            assert got is not None
+            pd.testing.assert_frame_equal(got, pandas_read(body), check_exact=False, rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pd.DataFrame({"Predictions": [0.1 + 0.2, 1e20, 1e-5, 3.0, np.nan, 7.25]}),
+        pd.DataFrame({"yes": [0.25, 0.5, 0.1, 1.0, 0.0, 0.3], "no/maybe},{": [0.75, 0.5, 0.9, 0.0, 1.0, 0.7]}),
+        pd.DataFrame({"a": [0.1] * 6, "b": [0.2] * 6, "c": [0.7] * 6}),
+    ],
+)
+def test_split_predictions_json_is_byte_identical_to_encoding_each_slice(frame):
+    sizes = [1, 0, 2, 3]
+    bodies = codecs.split_predictions_json(frame, sizes)
+    if '},{' in "".join(frame.columns):
+        assert bodies is None
+        return
+    start, expected = 0, []
+    for size in sizes:
+        expected.append(codecs.predictions_json(frame.iloc[start : start + size].reset_index(drop=True)))
+        start += size
+    assert bodies == expected
+    assert codecs.split_predictions_json(frame, [1, 2]) is None  # rows do not add up
