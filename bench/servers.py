@@ -69,10 +69,10 @@ def known_servers(
         servers["drum-1.18.1"] = (
             f"no {ref}" if ref else "DRUM_REFERENCE_VENV is not set (a venv with datarobot-drum==1.18.1)"
         )
-    servers["fastapi"] = ServerSpec("fastapi", ours, base, "defaults (4 executor threads)")
-    servers["fastapi-1thread"] = ServerSpec(
-        "fastapi-1thread", ours, {**base, "DRUM_FASTAPI_EXECUTOR_WORKERS": "1"},
-        "DRUM_FASTAPI_EXECUTOR_WORKERS=1",
+    servers["fastapi"] = ServerSpec("fastapi", ours, base, "defaults (1 executor thread)")
+    servers["fastapi-4threads"] = ServerSpec(
+        "fastapi-4threads", ours, {**base, "DRUM_FASTAPI_EXECUTOR_WORKERS": "4"},
+        "DRUM_FASTAPI_EXECUTOR_WORKERS=4",
     )  # fmt: skip
     if batching_supported(ours_src):
         servers["fastapi-batching"] = ServerSpec(

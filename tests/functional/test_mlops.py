@@ -204,3 +204,28 @@ def test_missing_package_is_a_clear_error(tmp_path):
                       "regression", *_monitor_args(tmp_path / "spool"), env=env)
     assert result.returncode == 1
     assert "needs the datarobot-mlops package, which is not installed: pip install 'drum[mlops]'" in result.stderr
+
+
+def test_batching_stays_off_when_monitored(drum_server, model_dir, tmp_path):
+    """Monitoring reports each request's own features and timing, so batching must not merge them."""
+    spool = tmp_path / "spool"
+    env = {"MARKER_DIR": str(tmp_path), "DRUM_BATCHING_MAX_ROWS": "1000"}
+    server = drum_server(model_dir(REGRESSION), "--target-type", "regression", *_monitor_args(spool), env=env)
+    bodies = [f"a\n{i}\n{i + 100}\n".encode() for i in range(12)]
+    threads = [
+        threading.Thread(
+            target=lambda body=body: requests.post(
+                server.url + "/predict/", data=body, headers={"Content-Type": "text/csv"}, timeout=30
+            )
+        )
+        for body in bodies
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert server.stop() == 0
+    assert "Adaptive batching is off for this model: MLOps monitoring" in server.log()
+    pairs = _pairs(read_spool(spool))
+    assert sorted(data["features"]["a"][0] for _, data in pairs) == list(range(12))
+    assert all(stats["numPredictions"] == 2 and len(data["predictions"]) == 2 for stats, data in pairs)
