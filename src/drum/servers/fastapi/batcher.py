@@ -84,7 +84,7 @@ class Batcher:
 
     def _finished(self, batch: list[tuple[BatchItem, asyncio.Future]], job: Future) -> None:
         self._running -= 1
-        error = job.exception()
+        error = RuntimeError("the batch was cancelled (the server is stopping)") if job.cancelled() else job.exception()
         for item, future in batch:
             if future.done():
                 continue
