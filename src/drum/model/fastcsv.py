@@ -154,15 +154,20 @@ def read_large_numeric_csv(data: bytes, parts: int | None = None) -> pd.DataFram
             failed = True
     if failed:
         return None
+    if not all(isinstance(f.index, pd.RangeIndex) and list(f.columns) == names for f in frames):
+        return None
+    parts_columns = [[frame[name].to_numpy() for name in names] for frame in frames]
+    del frames, pending, job  # each part's column is freed once joined: peak ~ one copy of the values
     columns: dict[str, np.ndarray] = {}
-    for name in names:
-        arrays = [frame[name].to_numpy() for frame in frames]
+    for j, name in enumerate(names):
+        arrays = [part[j] for part in parts_columns]
         dtype = arrays[0].dtype
         if dtype not in (np.int64, np.float64) or any(a.dtype != dtype for a in arrays):
             return None
+        for part in parts_columns:
+            part[j] = None
         columns[name] = np.concatenate(arrays)
-    if not all(isinstance(f.index, pd.RangeIndex) and list(f.columns) == names for f in frames):
-        return None
+        del arrays
     rows = len(columns[names[0]])
     return pd.DataFrame(columns, columns=names, index=pd.RangeIndex(rows), copy=False)
 
