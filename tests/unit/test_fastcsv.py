@@ -125,12 +125,15 @@ def _assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
         assert got[name].to_numpy().tobytes() == want[name].to_numpy().tobytes()
 
 
-@pytest.mark.parametrize(("rows", "width", "kinds", "parts"), [
-    (3000, 10, "f", 2), (2000, 7, "if", 3), (1500, 40, "ifmn", 4), (20000, 2, "fi", 8), (5, 3, "f", 8),
+@pytest.mark.parametrize(("rows", "width", "kinds", "parts", "chunk_rows"), [
+    (3000, 10, "f", 2, 16384), (3000, 10, "f", 2, 100), (2000, 7, "if", 3, 64), (1500, 40, "ifmn", 4, 16384),
+    (20000, 2, "fi", 8, 16384), (20000, 3, "if", 2, 999), (5, 3, "f", 8, 16384),
 ])  # fmt: skip
-def test_large_reader_gives_pandas_frame_bit_for_bit(rows, width, kinds, parts):
+def test_large_reader_gives_pandas_frame_bit_for_bit(rows, width, kinds, parts, chunk_rows, monkeypatch):
+    from drum.model import fastcsv
     from drum.model.fastcsv import read_large_numeric_csv
 
+    monkeypatch.setattr(fastcsv, "CHUNK_ROWS", chunk_rows)
     body = _random_numeric_csv(random.Random(rows * width), rows, width, kinds)
     got = read_large_numeric_csv(body, parts)
     assert got is not None
@@ -163,10 +166,12 @@ def test_large_reader_is_used_for_large_bodies():
         b"a,b",
     ],
 )
-def test_large_reader_declines_when_not_sure(body):
-    from drum.model.fastcsv import read_large_numeric_csv
+@pytest.mark.parametrize("chunk_rows", [16384, 7])
+def test_large_reader_declines_when_not_sure(body, chunk_rows, monkeypatch):
+    from drum.model import fastcsv
 
-    assert read_large_numeric_csv(body, 2) is None
+    monkeypatch.setattr(fastcsv, "CHUNK_ROWS", chunk_rows)
+    assert fastcsv.read_large_numeric_csv(body, 2) is None
 
 
 def test_large_reader_declines_on_one_cpu():
