@@ -98,3 +98,83 @@ def test_split_predictions_json_is_byte_identical_to_encoding_each_slice(frame):
         start += size
     assert bodies == expected
     assert codecs.split_predictions_json(frame, [1, 2]) is None  # rows do not add up
+
+
+# --- large bodies: pandas in parallel parts ------------------------------------------------------
+
+
+def _random_numeric_csv(rng: random.Random, rows: int, width: int, kinds: str) -> bytes:
+    """Columns of the given kinds: i int, f float (repr, exponents, negatives), m mixed, n with NaNs."""
+    makers = {
+        "i": lambda: str(rng.randint(-(10**12), 10**12)),
+        "f": lambda: rng.choice([repr(rng.gauss(0, 10) ** 3), f"{rng.uniform(-1, 1):.6e}", f"{rng.random():.3f}",
+                                 repr(rng.uniform(-1e300, 1e300)), "-0.0", ".5", "5."]),
+        "m": lambda: str(rng.randint(-9, 9)) if rng.random() < 0.95 else "2.5",
+        "n": lambda: "" if rng.random() < 0.05 else str(rng.randint(0, 99)),
+    }  # fmt: skip
+    cols = [makers[kinds[i % len(kinds)]] for i in range(width)]
+    lines = [",".join(f"c{i}" for i in range(width))]
+    lines += [",".join(make() for make in cols) for _ in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert type(got.index) is type(want.index) and got.columns.dtype == want.columns.dtype
+    for name in want.columns:  # bit for bit, NaNs and signed zeros included
+        assert got[name].to_numpy().tobytes() == want[name].to_numpy().tobytes()
+
+
+@pytest.mark.parametrize(("rows", "width", "kinds", "parts", "chunk_rows"), [
+    (3000, 10, "f", 2, 16384), (3000, 10, "f", 2, 100), (2000, 7, "if", 3, 64), (1500, 40, "ifmn", 4, 16384),
+    (20000, 2, "fi", 8, 16384), (20000, 3, "if", 2, 999), (5, 3, "f", 8, 16384),
+])  # fmt: skip
+def test_large_reader_gives_pandas_frame_bit_for_bit(rows, width, kinds, parts, chunk_rows, monkeypatch):
+    from drum.model import fastcsv
+    from drum.model.fastcsv import read_large_numeric_csv
+
+    monkeypatch.setattr(fastcsv, "CHUNK_ROWS", chunk_rows)
+    body = _random_numeric_csv(random.Random(rows * width), rows, width, kinds)
+    got = read_large_numeric_csv(body, parts)
+    assert got is not None
+    _assert_same_frame(got, pd.read_csv(io.BytesIO(body)))
+
+
+def test_large_reader_is_used_for_large_bodies():
+    from drum.model import fastcsv
+
+    body = _random_numeric_csv(random.Random(1), 60000, 10, "f")
+    assert len(body) >= fastcsv.MIN_PARALLEL_BYTES
+    _assert_same_frame(codecs.read_structured_input(body, "text/csv"), pd.read_csv(io.BytesIO(body)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"a\n" + b"1\n" * 50,  # one column: blank lines count there
+        b'a,b\n"1",2\n' + b"1,2\n" * 50,
+        b"a,a\n" + b"1,2\n" * 50,
+        b"a, b\n" + b"1,2\n" * 50,
+        b"a,b\r\n" + b"1,2\r\n" * 50,
+        b"a,b\n1,2,3\n" + b"1,2\n" * 50,  # implicit index
+        b"a,b\n" + b"1,2\n" * 50 + b"1,2,3\n" + b"1,2\n" * 50,  # too many fields
+        b"a,b\n" + b"1,2\n" * 50 + b"x,2\n",  # text
+        b"a,b\n" + b"1,2\n" * 50 + b"True,2\n",
+        b"a,b\n" + b"1,2\n" * 50 + b"1.5,2\n",  # int in one part, float in another
+        b"a,b\n" + b"1,2\n" * 50 + b"99999999999999999999,2\n",
+        b"a,b\n" + b"1,\xff\n" * 50,
+        b"a,b",
+    ],
+)
+@pytest.mark.parametrize("chunk_rows", [16384, 7])
+def test_large_reader_declines_when_not_sure(body, chunk_rows, monkeypatch):
+    from drum.model import fastcsv
+
+    monkeypatch.setattr(fastcsv, "CHUNK_ROWS", chunk_rows)
+    assert fastcsv.read_large_numeric_csv(body, 2) is None
+
+
+def test_large_reader_declines_on_one_cpu():
+    from drum.model.fastcsv import read_large_numeric_csv
+
+    assert read_large_numeric_csv(b"a,b\n" + b"1,2\n" * 50, 1) is None

@@ -72,3 +72,17 @@ def test_secret_values_are_not_logged():
 def test_readme_table_is_generated_from_settings():
     """Run `python tools/update_readme.py` when this fails."""
     assert settings_table() in README.read_text()
+
+
+def test_server_limits_openblas_spin_unless_told_otherwise():
+    from drum.cli.main import limit_blas_spin
+
+    env: dict[str, str] = {}
+    limit_blas_spin(env)
+    assert env == {"OPENBLAS_THREAD_TIMEOUT": "4"}
+    env = {"OPENBLAS_THREAD_TIMEOUT": "28"}
+    limit_blas_spin(env)
+    assert env == {"OPENBLAS_THREAD_TIMEOUT": "28"}
+    env = {"DRUM_OPENBLAS_THREAD_TIMEOUT": "0"}
+    limit_blas_spin(env)
+    assert "OPENBLAS_THREAD_TIMEOUT" not in env

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
+from collections.abc import MutableMapping
 
 from drum.errors import DrumCommonException, DrumSchemaValidationException
 
@@ -42,9 +44,20 @@ def _report(exc: BaseException, with_traceback: bool) -> None:
     print(f"ERROR: {exc}", file=sys.stderr)
 
 
+def limit_blas_spin(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Set OPENBLAS_THREAD_TIMEOUT from DRUM_OPENBLAS_THREAD_TIMEOUT unless it is set (read when
+    OpenBLAS loads, so this must run before NumPy is imported to take effect)."""
+    from drum.config.settings import get_setting
+
+    timeout = get_setting("DRUM_OPENBLAS_THREAD_TIMEOUT", dict(environ))
+    if timeout and "OPENBLAS_THREAD_TIMEOUT" not in environ:
+        environ["OPENBLAS_THREAD_TIMEOUT"] = str(timeout)
+
+
 def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
     command = options.subparser_name
     if command == "server":
+        limit_blas_spin()  # before NumPy loads
         from drum.cli import server
 
         return server.run(options, argv)

@@ -120,6 +120,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=0, maximum=100000,
     ),
     Setting(
+        "DRUM_OPENBLAS_THREAD_TIMEOUT", "int", 4,
+        "`drum server`: the OPENBLAS_THREAD_TIMEOUT it sets (unless already set) before NumPy loads. "
+        "OpenBLAS' idle threads spin for 2^N CPU cycles after each BLAS call; its default (N=28, ~0.1 s) "
+        "keeps a core busy after every prediction, which slows request parsing and other workers on "
+        "small machines. Results do not change. 0 leaves OpenBLAS' default.",
+        minimum=0, maximum=30,
+    ),
+    Setting(
         "DRUM_FASTAPI_MAX_QUEUE", "int", 64,
         "Requests per worker process that may wait for an executor thread; beyond executor threads + "
         "this queue, prediction requests get 503 with Retry-After.",

@@ -9,11 +9,21 @@ no quotes, no whitespace, no missing values. Anything else returns None and pand
 Columns whose every value is an integer of at most 18 digits become int64, the rest float64
 (pandas' inference for such data); floats are correctly rounded (pandas' default parser may differ
 by one unit in the last place, far below the 1e-9 that predictions are compared at).
+
+Large bodies (`read_large_numeric_csv`) are parsed by pandas itself, in parallel: the records after
+a plain header are cut at line ends into one part per CPU, each part is read by `pandas.read_csv`
+(which releases the GIL while it tokenises and converts) with the header's names, in chunks of rows
+(less parser memory than one whole read), and the columns are joined. Every value comes from
+pandas' own parser, so it is bit for bit what one whole read gives; the result is used only when
+every chunk has a plain row index and the same int64 / float64 dtype per column (pandas infers
+types over all rows at once), else None.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,6 +32,12 @@ import pandas as pd
 
 #: Bodies above this size go to pandas, whose C parser is faster per value on large inputs.
 MAX_FAST_BYTES = 65536
+#: Bodies of at least this size are parsed by pandas in parallel parts (when more than one CPU).
+MIN_PARALLEL_BYTES = 1 << 20
+#: At most this many parts (and threads).
+MAX_PARTS = 8
+#: Each part is tokenised this many rows at a time.
+CHUNK_ROWS = 16384
 
 _INTEGER = re.compile(rb"-?\d{1,18}")
 _NUMBER = re.compile(rb"-?(?:\d{1,18}|(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)")
@@ -64,9 +80,102 @@ def _index(names: tuple[str, ...]) -> pd.Index:
 
 
 def read_plain_numeric_csv(data: bytes) -> pd.DataFrame | None:
-    """The frame `pandas.read_csv` gives for a small plain numeric CSV, or None when not sure."""
+    """The frame `pandas.read_csv` gives for a plain numeric CSV (small, or large enough to parse in
+    parallel), or None when not sure."""
+    if len(data) >= MIN_PARALLEL_BYTES:
+        return read_large_numeric_csv(data)
     table = parse_plain_numeric_csv(data)
     return None if table is None else table.frame()
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _parts_pool() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(MAX_PARTS - 1, thread_name_prefix="drum-csv")
+    return _pool
+
+
+class _Slice:
+    """A read-only binary file over `view[start:stop]`: pandas reads a part without a copy of it."""
+
+    def __init__(self, view: memoryview, start: int, stop: int) -> None:
+        self.view, self.pos, self.stop = view, start, stop
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self.stop if size is None or size < 0 else min(self.stop, self.pos + size)
+        chunk = bytes(self.view[self.pos : end])
+        self.pos = end
+        return chunk
+
+    def __iter__(self):  # pandas asks file-likes to be iterable; it only calls read()
+        return iter(())
+
+
+def read_large_numeric_csv(data: bytes, parts: int | None = None) -> pd.DataFrame | None:
+    """`pandas.read_csv(io.BytesIO(data))` read as `parts` parts in parallel (default: one per CPU),
+    or None when the body is not a plain numeric CSV of at least two columns or a part disagrees."""
+    parts = min(parts or _cpus(), MAX_PARTS)
+    header_end = data.find(b"\n")
+    if parts < 2 or header_end < 0 or b'"' in data:
+        return None
+    try:
+        names = data[:header_end].decode("ascii").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(names) < 2 or len(set(names)) != len(names) or not all(_NAME.fullmatch(n) for n in names):
+        return None
+    bounds = [header_end + 1]
+    size = len(data) - bounds[0]
+    for k in range(1, parts):
+        cut = data.find(b"\n", bounds[0] + size * k // parts)
+        cut = len(data) if cut < 0 else cut + 1
+        if cut > bounds[-1] and cut < len(data):
+            bounds.append(cut)
+    bounds.append(len(data))
+    view = memoryview(data)
+
+    def read(i: int) -> list[pd.DataFrame]:
+        # In row chunks: the tokenizer's buffers stay small (a whole read holds ~1.4x the body there).
+        source = _Slice(view, bounds[i], bounds[i + 1])
+        with pd.read_csv(source, header=None, names=names, chunksize=CHUNK_ROWS) as reader:
+            return list(reader)
+
+    pending = [_parts_pool().submit(read, i) for i in range(1, len(bounds) - 1)]
+    frames: list[pd.DataFrame] = []
+    failed = False
+    for job in [None, *pending]:  # wait for every part, even after a failure
+        try:
+            frames += read(0) if job is None else job.result()
+        except Exception:  # pandas decides errors and their messages on the whole body
+            failed = True
+    if failed:
+        return None
+    if not all(isinstance(f.index, pd.RangeIndex) and list(f.columns) == names for f in frames):
+        return None
+    parts_columns = [[frame[name].to_numpy() for name in names] for frame in frames]
+    del frames, pending, job  # each part's column is freed once joined: peak ~ one copy of the values
+    columns: dict[str, np.ndarray] = {}
+    for j, name in enumerate(names):
+        arrays = [part[j] for part in parts_columns]
+        dtype = arrays[0].dtype
+        if dtype not in (np.int64, np.float64) or any(a.dtype != dtype for a in arrays):
+            return None
+        for part in parts_columns:
+            part[j] = None
+        columns[name] = np.concatenate(arrays)
+        del arrays
+    rows = len(columns[names[0]])
+    return pd.DataFrame(columns, columns=names, index=pd.RangeIndex(rows), copy=False)
 
 
 def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:
