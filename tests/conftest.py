@@ -109,6 +109,18 @@ class DrumServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, pattern: str, timeout: float = 10) -> str:
+        """The log once `pattern` (a multiline regex) matches it: some lines (the access log) are written
+        after the response was sent. Returns the log as it is at `timeout` otherwise."""
+        import re
+
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log()
+            if re.search(pattern, log, re.M) or time.monotonic() > deadline:
+                return log
+            time.sleep(0.05)
+
     def stop(self) -> int | None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)

@@ -38,10 +38,13 @@ def test_access_log_in_gunicorn_format(drum_server, model_dir):
     server = drum_server(model_dir(MODEL), "--target-type", "regression")
     server.post("/predict/?x=1", data=b"a\n1\n", headers={"Content-Type": "text/csv", "User-Agent": "probe/1"})
     server.get("/nope")
-    log = server.log()
-    ok = re.search(r'^127\.0\.0\.1 - - \[[^\]]+\] "POST /predict/\?x=1 HTTP/1\.1" 200 21 "-" "probe/1"$', log, re.M)
-    assert ok, log
-    assert re.search(r'"GET /nope HTTP/1\.1" 404 \d+ "-" "python-requests/[^"]+"$', log, re.M), log
+    # uvicorn writes the access log line after the response is sent: wait for it
+    predict_line = r'^127\.0\.0\.1 - - \[[^\]]+\] "POST /predict/\?x=1 HTTP/1\.1" 200 21 "-" "probe/1"$'
+    not_found_line = r'"GET /nope HTTP/1\.1" 404 \d+ "-" "python-requests/[^"]+"$'
+    server.wait_for_log(not_found_line)
+    log = server.wait_for_log(predict_line)
+    assert re.search(predict_line, log, re.M), log
+    assert re.search(not_found_line, log, re.M), log
 
 
 def test_access_log_can_be_turned_off(drum_server, model_dir):
