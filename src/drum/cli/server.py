@@ -119,6 +119,7 @@ def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) 
         batching_max_wait_ms=get_setting("DRUM_BATCHING_MAX_WAIT_MS"),
         batching_allow_hooks=get_setting("DRUM_BATCHING_ALLOW_HOOKS"),
         gil_switch_interval_us=get_setting("DRUM_GIL_SWITCH_INTERVAL_US"),
+        malloc_mmap_threshold=get_setting("DRUM_MALLOC_MMAP_THRESHOLD"),
         extend=load_fastapi_extension(options.code_dir),
         on_load_error=lambda exc: report_load_error(exc, options),
         port=parse_address(options.address)[1],

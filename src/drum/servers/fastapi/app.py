@@ -74,6 +74,8 @@ class AppConfig:
     batching_allow_hooks: bool = False
     #: sys.setswitchinterval in microseconds (0: Python's default).
     gil_switch_interval_us: int = 0
+    #: glibc's mmap threshold in bytes (0: glibc's dynamic threshold).
+    malloc_mmap_threshold: int = 0
     #: Called with the load exception when the model fails and there is no error server.
     on_load_error: Callable[[BaseException], None] | None = None
     #: Called with the built app right before it serves (custom_fastapi.py hooks in here later).
@@ -229,7 +231,8 @@ def _endpoint(state: DrumState, route: Route) -> Callable[[Request], Any]:
 
 
 def create_app(config: AppConfig) -> FastAPI:
-    fix_mmap_threshold()  # large bodies and frames go back to the system after each request
+    if config.malloc_mmap_threshold:  # large bodies and frames go back to the system after each request
+        fix_mmap_threshold(config.malloc_mmap_threshold)
     state = DrumState()
     flusher = StdoutFlusher()
     metrics = Metrics() if config.metrics_enabled else None
