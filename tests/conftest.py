@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
 import requests
 
 DRUM = [sys.executable, "-m", "drum"]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -40,6 +42,16 @@ def runtime_param(value: object, type_: str = "string") -> str:
     import json
 
     return json.dumps({"type": type_, "payload": value})
+
+
+def poll_until(produce: Callable[[], T], done: Callable[[T], bool], timeout: float, interval: float = 0.05) -> T:
+    """Call `produce` until `done` holds for its value or `timeout` seconds pass; the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = produce()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 ADDRESS_IN_USE = ("address already in use", "connection in use")
@@ -114,12 +126,7 @@ class DrumServer:
         after the response was sent. Returns the log as it is at `timeout` otherwise."""
         import re
 
-        deadline = time.monotonic() + timeout
-        while True:
-            log = self.log()
-            if re.search(pattern, log, re.M) or time.monotonic() > deadline:
-                return log
-            time.sleep(0.05)
+        return poll_until(self.log, lambda log: re.search(pattern, log, re.M) is not None, timeout)
 
     def stop(self) -> int | None:
         if self.process.poll() is None:

@@ -44,6 +44,7 @@ DRUM = _conftest.DRUM
 DrumServer = _conftest.DrumServer
 PortTaken = _conftest.PortTaken
 free_port = _conftest.free_port
+poll_until = _conftest.poll_until
 run_drum = _conftest.run_drum
 runtime_param = _conftest.runtime_param
 start_server = _conftest.start_server

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+from support import poll_until
 
 MODEL = {
     "custom.py": """
@@ -27,16 +27,6 @@ def _value(text: str, pattern: str) -> float:
     match = re.search(r"^" + pattern + r" ([0-9.e+]+)$", text, re.M)
     assert match, text
     return float(match.group(1))
-
-
-def _scrape_until(url: str, done, timeout: float = 10) -> str:
-    """`/metrics` once `done(text)` holds (or as it is at `timeout`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = requests.get(url + "/metrics", timeout=10).text
-        if done(text) or time.monotonic() > deadline:
-            return text
-        time.sleep(0.05)
 
 
 def test_metrics_off_by_default(drum_server, model_dir):
@@ -71,9 +61,10 @@ def test_metrics_summed_over_two_workers(drum_server, model_dir):
         r'drum_requests_total\{method="GET",route="unmatched",status="404"\}': 1,
         r'drum_request_duration_seconds_count\{route="/predict/"\}': sent,
     }
-    text = _scrape_until(
-        server.url,
+    text = poll_until(
+        lambda: requests.get(server.url + "/metrics", timeout=10).text,
         lambda text: all(re.search(f"^{name} {value}(\\.0)?$", text, re.M) for name, value in expected.items()),
+        timeout=10,
     )
     assert _value(text, r'drum_requests_total\{method="POST",route="/predict/",status="200"\}') == sent
     assert _value(text, r'drum_requests_total\{method="GET",route="unmatched",status="404"\}') == 1

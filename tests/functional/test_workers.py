@@ -10,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from conftest import runtime_param
+from conftest import poll_until, runtime_param
 
 MODEL = {
     "custom.py": """
@@ -52,12 +52,7 @@ def worker_pids(server, attempts: int = 60) -> set[int]:
 
 
 def wait_until(predicate, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
+    return bool(poll_until(predicate, bool, timeout, interval=0.2))
 
 
 def test_two_workers_each_load_the_model_and_serve(drum_server, model_dir):

@@ -16,12 +16,11 @@ import sys
 logger = logging.getLogger("drum.server")
 
 M_MMAP_THRESHOLD = -3
-#: Blocks from 1 MiB up are mapped (and returned to the system when freed).
-MMAP_THRESHOLD = 1024 * 1024
 
 
-def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Set glibc's mmap threshold (which also stops its dynamic growth); False where not glibc."""
+def fix_mmap_threshold(threshold: int) -> bool:
+    """Set glibc's mmap threshold in bytes (which also stops its dynamic growth; the server's value is
+    the setting DRUM_MALLOC_MMAP_THRESHOLD); False where not glibc."""
     if not sys.platform.startswith("linux"):
         return False
     try:
