@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import zlib
@@ -24,7 +23,7 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functional"))
-from support import NOT_FOUND, UUID4, DrumServer, PortTaken, free_port, write_model  # noqa: E402
+from support import NOT_FOUND, UUID4, DrumServer, PortTaken, start_server, write_model  # noqa: E402
 
 from drum.serving.routes import ROUTES, full_paths  # noqa: E402
 
@@ -209,44 +208,33 @@ assert len({p.id for p in PROBES}) == len(PROBES), "probe ids must be unique"
 COMPARED_HEADERS = ("content-type", "content-length", "x-drum-version", "x-drum-user-http-error", "retry-after")
 
 
-def _start(code_dir: Path, args: tuple[str, ...], env: dict[str, str], log_path: Path, port: int) -> DrumServer:
-    cmd = [sys.executable, "-m", "drum", "server", "--code-dir", str(code_dir), "--address", f"127.0.0.1:{port}"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*cmd, *args], stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env}, start_new_session=True
-        )
-    return DrumServer(f"http://127.0.0.1:{port}", process, log_path, env.get("URL_PREFIX", "").rstrip("/"))
+Launch = tuple[Path, tuple[str, ...], dict[str, str], Path]
 
 
-def _distinct_ports(count: int) -> list[int]:
-    """Free ports, all different (servers start at once, so one free_port() at a time could repeat)."""
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
+def _start(launch: Launch, wait: bool) -> DrumServer:
+    code_dir, args, env, log_path = launch
+    prefix = env.get("URL_PREFIX", "").rstrip("/")
+    return start_server(code_dir, list(args), log_path, env, prefix=prefix, wait=wait, timeout=90)
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[str, str], DrumServer]]:
     """Every model on every backend, started together and shared by the module."""
     started: dict[tuple[str, str], DrumServer] = {}
-    launches: dict[tuple[str, str], tuple[Path, tuple[str, ...], dict[str, str], Path]] = {}
-    ports = _distinct_ports(len(MODELS) * len(BACKENDS))
+    launches: dict[tuple[str, str], Launch] = {}
     try:
         for model, (files, args, env) in MODELS.items():
             base = tmp_path_factory.mktemp(model)
             code_dir = write_model(base / "code", files)
             for backend in BACKENDS:
-                full_env = {**env, "DRUM_SERVER_TYPE": backend}
-                log_path = base / f"{backend}.log"
-                launches[backend, model] = (code_dir, args, full_env, log_path)
-                started[backend, model] = _start(*launches[backend, model], ports.pop())
+                backend_env = {**env, "DRUM_SERVER_TYPE": backend}
+                launches[backend, model] = (code_dir, args, backend_env, base / f"{backend}.log")
+                started[backend, model] = _start(launches[backend, model], wait=False)
         for key, server in started.items():
             try:
                 server.wait_ready(time.monotonic() + 90)
-            except PortTaken:  # another test's server took the port first: start again on a new one
-                started[key] = _start(*launches[key], free_port())
-                started[key].wait_ready(time.monotonic() + 90)
+            except PortTaken:  # another server took the port first: start_server tries new ones
+                started[key] = _start(launches[key], wait=True)
         yield started
     finally:
         for server in started.values():
