@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -118,3 +119,81 @@ def test_iterate_off_loop_runs_next_on_the_executor_and_closes_on_aclose():
         assert asyncio.run(main(executor)) == [b"0", b"1"]
     assert events == ["closed"]
     assert threads == {"drum-predict_0"}
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(1, thread_name_prefix="drum-predict")
+        self.jobs = 0
+
+    def submit(self, *args, **kwargs):
+        self.jobs += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_a_fast_stream_is_pulled_by_few_executor_jobs():
+    async def main(executor) -> list[bytes]:
+        return [chunk async for chunk in iterate_off_loop((str(i).encode() for i in range(200)), executor)]
+
+    with CountingExecutor() as executor:
+        assert asyncio.run(main(executor)) == [str(i).encode() for i in range(200)]
+    assert executor.jobs < 50  # one hop per chunk before
+
+
+def test_a_stream_runs_ahead_of_its_client_only_so_far():
+    from drum.servers.fastapi.streaming import MAX_AHEAD
+
+    produced = []
+
+    def gen():
+        for i in range(1000):
+            produced.append(i)
+            yield b"x"
+
+    async def main(executor) -> None:
+        stream = iterate_off_loop(gen(), executor)
+        await stream.__anext__()
+        await asyncio.sleep(0.2)  # the client does not read
+        assert len(produced) <= MAX_AHEAD + 2
+        await stream.aclose()
+
+    with ThreadPoolExecutor(1) as executor:
+        asyncio.run(main(executor))
+
+
+def test_a_stream_lets_other_jobs_run_between_its_chunks():
+    order: list[str] = []
+
+    def slow():
+        for i in range(20):
+            time.sleep(0.005)
+            order.append(f"chunk{i}")
+            yield b"x"
+
+    async def main(executor) -> None:
+        stream = iterate_off_loop(slow(), executor)
+        await stream.__anext__()
+        other = asyncio.wrap_future(executor.submit(order.append, "other"))
+        async for _ in stream:
+            pass
+        await other
+
+    with ThreadPoolExecutor(1) as executor:
+        asyncio.run(main(executor))
+    assert order.index("other") < order.index("chunk19")
+
+
+def test_a_failing_stream_raises_to_its_reader():
+    def failing():
+        yield b"a"
+        raise ValueError("hook broke")
+
+    async def main(executor) -> list[bytes]:
+        got = []
+        with pytest.raises(ValueError, match="hook broke"):
+            async for chunk in iterate_off_loop(failing(), executor):
+                got.append(chunk)
+        return got
+
+    with ThreadPoolExecutor(1) as executor:
+        assert asyncio.run(main(executor)) == [b"a"]

@@ -178,3 +178,13 @@ def test_large_reader_declines_on_one_cpu():
     from drum.model.fastcsv import read_large_numeric_csv
 
     assert read_large_numeric_csv(b"a,b\n" + b"1,2\n" * 50, 1) is None
+
+
+def test_large_float_body_is_one_block_the_model_reads_without_a_copy():
+    from drum.model.fastcsv import read_large_numeric_csv
+
+    body = _random_numeric_csv(random.Random(7), 3000, 6, "f")
+    frame = read_large_numeric_csv(body, 3)
+    assert frame is not None
+    matrix = frame.to_numpy()
+    assert all(np.shares_memory(matrix, frame[name].to_numpy()) for name in frame.columns)

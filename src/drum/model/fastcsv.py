@@ -101,7 +101,8 @@ _pool: ThreadPoolExecutor | None = None
 def _parts_pool() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(MAX_PARTS - 1, thread_name_prefix="drum-csv")
+        # One thread per CPU: more only contend (parts of concurrent requests queue for them).
+        _pool = ThreadPoolExecutor(min(MAX_PARTS, _cpus()), thread_name_prefix="drum-csv")
     return _pool
 
 
@@ -121,6 +122,60 @@ class _Slice:
         return iter(())
 
 
+def _plain_names(header: bytes) -> list[str] | None:
+    """The column names of a plain header line (at least two, distinct, verbatim for pandas), or None."""
+    try:
+        names = header.decode("ascii").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(names) < 2 or len(set(names)) != len(names) or not all(_NAME.fullmatch(n) for n in names):
+        return None
+    return names
+
+
+def _read_part(view: memoryview, start: int, stop: int, names: list[str]) -> list[pd.DataFrame] | None:
+    """Records `view[start:stop]` (whole lines, no header) as pandas reads them, in row chunks (the
+    tokenizer's buffers stay small: a whole read holds ~1.4x the text there); None when quoted."""
+    if view.obj.find(b'"', start, stop) >= 0:
+        return None
+    with pd.read_csv(_Slice(view, start, stop), header=None, names=names, chunksize=CHUNK_ROWS) as reader:
+        return list(reader)
+
+
+def _join_parts(names: list[str], parts: list[list[pd.DataFrame] | None]) -> pd.DataFrame | None:
+    """One frame of the parts' rows, in order, when every part has a plain row index and the same int64
+    or float64 dtype per column (else None: pandas infers types over all rows at once). Each part's
+    frames are released as they are copied; an all-float64 body becomes one 2-D block (what the model
+    reads without another copy)."""
+    if any(part is None for part in parts):
+        return None
+    frames = [frame for part in parts if part is not None for frame in part]
+    parts.clear()  # the frames are released one by one below
+    if not frames:
+        return None
+    if not all(isinstance(f.index, pd.RangeIndex) and list(f.columns) == names for f in frames):
+        return None
+    dtypes = []
+    for name in names:
+        found = {f[name].dtype for f in frames}
+        if len(found) != 1 or next(iter(found)) not in (np.int64, np.float64):
+            return None
+        dtypes.append(next(iter(found)))
+    rows = sum(len(f) for f in frames)
+    if all(d == np.float64 for d in dtypes):
+        block = np.empty((len(names), rows), dtype=np.float64)
+        at = 0
+        while frames:
+            frame = frames.pop(0)
+            block[:, at : at + len(frame)] = frame.to_numpy().T
+            at += len(frame)
+        return pd.DataFrame(block.T, columns=_index(tuple(names)), copy=False)
+    columns: dict[str, np.ndarray] = {}
+    for name in names:
+        columns[name] = np.concatenate([f[name].to_numpy() for f in frames])
+    return pd.DataFrame(columns, columns=names, index=pd.RangeIndex(rows), copy=False)
+
+
 def read_large_numeric_csv(data: bytes, parts: int | None = None) -> pd.DataFrame | None:
     """`pandas.read_csv(io.BytesIO(data))` read as `parts` parts in parallel (default: one per CPU),
     or None when the body is not a plain numeric CSV of at least two columns or a part disagrees."""
@@ -128,11 +183,8 @@ def read_large_numeric_csv(data: bytes, parts: int | None = None) -> pd.DataFram
     header_end = data.find(b"\n")
     if parts < 2 or header_end < 0 or b'"' in data:
         return None
-    try:
-        names = data[:header_end].decode("ascii").split(",")
-    except UnicodeDecodeError:
-        return None
-    if len(names) < 2 or len(set(names)) != len(names) or not all(_NAME.fullmatch(n) for n in names):
+    names = _plain_names(data[:header_end])
+    if names is None:
         return None
     bounds = [header_end + 1]
     size = len(data) - bounds[0]
@@ -143,39 +195,17 @@ def read_large_numeric_csv(data: bytes, parts: int | None = None) -> pd.DataFram
             bounds.append(cut)
     bounds.append(len(data))
     view = memoryview(data)
-
-    def read(i: int) -> list[pd.DataFrame]:
-        # In row chunks: the tokenizer's buffers stay small (a whole read holds ~1.4x the body there).
-        source = _Slice(view, bounds[i], bounds[i + 1])
-        with pd.read_csv(source, header=None, names=names, chunksize=CHUNK_ROWS) as reader:
-            return list(reader)
-
-    pending = [_parts_pool().submit(read, i) for i in range(1, len(bounds) - 1)]
-    frames: list[pd.DataFrame] = []
-    failed = False
+    pending = [
+        _parts_pool().submit(_read_part, view, bounds[i], bounds[i + 1], names) for i in range(1, len(bounds) - 1)
+    ]
+    results: list[list[pd.DataFrame] | None] = []
     for job in [None, *pending]:  # wait for every part, even after a failure
         try:
-            frames += read(0) if job is None else job.result()
+            results.append(_read_part(view, bounds[0], bounds[1], names) if job is None else job.result())
         except Exception:  # pandas decides errors and their messages on the whole body
-            failed = True
-    if failed:
-        return None
-    if not all(isinstance(f.index, pd.RangeIndex) and list(f.columns) == names for f in frames):
-        return None
-    parts_columns = [[frame[name].to_numpy() for name in names] for frame in frames]
-    del frames, pending, job  # each part's column is freed once joined: peak ~ one copy of the values
-    columns: dict[str, np.ndarray] = {}
-    for j, name in enumerate(names):
-        arrays = [part[j] for part in parts_columns]
-        dtype = arrays[0].dtype
-        if dtype not in (np.int64, np.float64) or any(a.dtype != dtype for a in arrays):
-            return None
-        for part in parts_columns:
-            part[j] = None
-        columns[name] = np.concatenate(arrays)
-        del arrays
-    rows = len(columns[names[0]])
-    return pd.DataFrame(columns, columns=names, index=pd.RangeIndex(rows), copy=False)
+            results.append(None)
+    del pending, job
+    return _join_parts(names, results)
 
 
 def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:

@@ -21,6 +21,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from drum.config.settings import get_setting
+from drum.servers.fastapi.protocol import WholeBodyHttpToolsProtocol
 
 logger = logging.getLogger("drum.server")
 UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -84,6 +85,8 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str, workers: int 
         access_log=False,
         lifespan="on",
         server_header=False,
+        # httptools receiving large bodies whole (protocol.py), else uvicorn's choice
+        http=WholeBodyHttpToolsProtocol or "auto",
         backlog=get_setting("DRUM_WEBSERVER_BACKLOG"),
         timeout_keep_alive=get_setting("DRUM_UVICORN_KEEP_ALIVE"),
         timeout_graceful_shutdown=get_setting("DRUM_UVICORN_GRACEFUL_TIMEOUT"),

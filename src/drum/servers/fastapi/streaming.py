@@ -1,8 +1,9 @@
 """Streamed responses for the FastAPI server: sync iterators run off the event loop, and every stream is
 closed when the client goes away.
 
-A handler's sync stream (a chat hook's generator wrapped in SSE framing) is advanced one `next()` at a
-time on the prediction executor, never on the loop. When the client disconnects, Starlette cancels the
+A handler's sync stream (a chat hook's generator wrapped in SSE framing) is advanced on the prediction
+executor, never on the loop: one job pulls chunks while no other job waits and hands each to the loop
+at once. When the client disconnects, Starlette cancels the
 send task; `ClosingStreamingResponse` then closes the body iterator, which closes the sync stream in
 the executor once any `next()` still running has returned (a generator cannot be closed while it runs).
 """
@@ -10,6 +11,7 @@ the executor once any `next()` still running has returned (a generator cannot be
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import logging
 import threading
@@ -57,17 +59,88 @@ class GuardedIterator:
                     logger.exception("Closing a response stream failed")
 
 
+#: Chunks a stream may run ahead of its client before its pump stops (and is started again when they are sent).
+MAX_AHEAD = 16
+
+
+def _others_waiting(executor: Executor) -> bool:
+    """Whether other jobs wait for the executor's threads (True when that cannot be told)."""
+    queue = getattr(executor, "_work_queue", None)
+    return queue is None or not queue.empty()
+
+
+class _Pump:
+    """Advances a stream on the executor: one job pulls chunks for as long as no other job waits for a
+    thread and the client keeps up (a hop to a thread and back per chunk costs more than a chunk of a
+    fast stream), handing each to the loop as soon as it is made."""
+
+    def __init__(self, guarded: GuardedIterator, executor: Executor, loop: asyncio.AbstractEventLoop) -> None:
+        self.guarded, self.executor, self.loop = guarded, executor, loop
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.running = False
+        self.done = False
+        self.error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def run(self) -> None:  # on an executor thread
+        try:
+            while True:
+                chunk = self.guarded.next_or_none()
+                if chunk is None:
+                    self.done = True
+                    return
+                self.chunks.append(chunk)
+                self._notify()
+                if len(self.chunks) >= MAX_AHEAD or _others_waiting(self.executor):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - raised on the loop, where the response is
+            self.error = exc
+            self.done = True
+        finally:
+            self.running = False
+            self._notify()
+
+    def _notify(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._wake)
+        except RuntimeError:  # the loop is closed: the server stopped
+            pass
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self) -> None:
+        self._waiter = self.loop.create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+
 async def iterate_off_loop(iterator: Iterator[bytes], executor: Executor) -> AsyncIterator[bytes]:
     """Advance a sync iterator on `executor` (with the request's context vars); close it if not exhausted."""
     guarded = GuardedIterator(iterator)
-    loop = asyncio.get_running_loop()
+    pump = _Pump(guarded, executor, asyncio.get_running_loop())
     context = contextvars.copy_context()
     try:
         while True:
-            chunk = await loop.run_in_executor(executor, context.run, guarded.next_or_none)
-            if chunk is None:
+            if pump.chunks:
+                yield pump.chunks.popleft()
+                continue
+            if pump.done and not pump.running:
+                if pump.error is not None:
+                    raise pump.error
                 return
-            yield chunk
+            if not pump.running:
+                pump.running = True
+                try:
+                    executor.submit(context.run, pump.run)
+                except BaseException:
+                    pump.running = False
+                    raise
+            await pump.wait()
     finally:
         if not guarded.finished:
             _close_later(guarded, executor)

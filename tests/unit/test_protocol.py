@@ -1,0 +1,164 @@
+"""The httptools protocol that receives large bodies whole (servers/fastapi/protocol.py), driven
+with uvicorn's own machinery and a recording transport."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from uvicorn.config import Config
+from uvicorn.server import ServerState
+
+from drum.servers.fastapi.protocol import WHOLE_BODY_MIN_BYTES, BodyBuffer, WholeBodyHttpToolsProtocol
+
+
+class Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.pauses = 0
+
+    def get_extra_info(self, name, default=None):
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5000)}.get(name, default)
+
+    def write(self, data) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.pauses += 1
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_protocol(self, protocol) -> None:
+        pass
+
+
+def _echo_app(messages: list[dict]):
+    async def app(scope, receive, send):
+        body = b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body[:8] + body[-8:]})
+
+    return app
+
+
+async def _serve(
+    requests: bytes, pieces: int, path_prefixes: tuple[str, ...] = (), limit: int = 0
+) -> tuple[list[dict], Transport]:
+    messages: list[dict] = []
+    config = Config(app=_echo_app(messages), lifespan="off", log_level="warning")
+    assert WholeBodyHttpToolsProtocol is not None
+
+    class Protocol(WholeBodyHttpToolsProtocol):
+        max_body = limit
+        streamed_prefixes = path_prefixes
+
+    protocol = Protocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    step = max(1, len(requests) // pieces)
+    for start in range(0, len(requests), step):
+        protocol.data_received(requests[start : start + step])
+        await asyncio.sleep(0)
+    for _ in range(100):
+        await asyncio.sleep(0)
+    protocol.connection_lost(None)
+    return messages, transport
+
+
+def _request(body: bytes, path: str = "/predict/") -> bytes:
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    return head + body
+
+
+def test_a_large_body_arrives_as_one_bytes_message_without_pausing():
+    body = os.urandom(WHOLE_BODY_MIN_BYTES * 3 + 17)
+    messages, transport = asyncio.run(_serve(_request(body), pieces=40))
+    assert len(messages) == 1
+    assert type(messages[0]["body"]) is bytes and messages[0]["body"] == body
+    assert messages[0]["more_body"] is False
+    assert transport.pauses == 0
+    assert b"x-length: %d" % len(body) in transport.written
+
+
+def test_small_bodies_and_streamed_prefixes_keep_uvicorns_pieces():
+    small = os.urandom(WHOLE_BODY_MIN_BYTES // 2)
+    messages, _ = asyncio.run(_serve(_request(small), pieces=8))
+    assert b"".join(m["body"] for m in messages) == small
+    large = os.urandom(WHOLE_BODY_MIN_BYTES * 2)
+    messages, _ = asyncio.run(_serve(_request(large, "/directAccess/x"), pieces=16, path_prefixes=("/directAccess/",)))
+    assert len(messages) > 1 and b"".join(m["body"] for m in messages) == large
+
+
+def test_pipelined_large_bodies_each_reach_their_own_request():
+    first, second = os.urandom(WHOLE_BODY_MIN_BYTES + 1), os.urandom(WHOLE_BODY_MIN_BYTES + 2)
+    messages, transport = asyncio.run(_serve(_request(first) + _request(second), pieces=30))
+    bodies = [m["body"] for m in messages if m["body"]]
+    assert bodies == [first, second]
+    assert transport.written.count(b"HTTP/1.1 200") == 2
+
+
+def test_a_body_cut_short_is_a_disconnect():
+    body = os.urandom(WHOLE_BODY_MIN_BYTES * 2)
+    messages, _ = asyncio.run(_serve(_request(body)[:-1000], pieces=10))
+    assert messages == [{"type": "http.disconnect"}]
+
+
+def test_bodies_over_the_upload_limit_keep_uvicorns_pieces():
+    large = os.urandom(WHOLE_BODY_MIN_BYTES * 3)
+    messages, _ = asyncio.run(_serve(_request(large), pieces=16, limit=WHOLE_BODY_MIN_BYTES * 2))
+    assert len(messages) > 1 and b"".join(m["body"] for m in messages) == large
+
+
+def test_limits_come_from_the_settings(monkeypatch):
+    monkeypatch.setenv("URL_PREFIX", "/v1")
+    monkeypatch.setenv("DRUM_FASTAPI_MAX_UPLOAD_SIZE", str(WHOLE_BODY_MIN_BYTES * 2))
+    from drum.servers.fastapi import protocol
+
+    protocol._settings.cache_clear()
+    try:
+        assert protocol._settings() == (WHOLE_BODY_MIN_BYTES * 2, ("/v1/directAccess/", "/v1/nim/"))
+    finally:
+        protocol._settings.cache_clear()
+
+
+def test_the_server_config_uses_the_protocol_and_it_pickles_by_name():
+    import pickle
+
+    from drum.servers.fastapi.run import uvicorn_config
+
+    config = uvicorn_config(_echo_app([]), "127.0.0.1", 0, "warning")
+    assert config.http is WholeBodyHttpToolsProtocol
+    assert pickle.loads(pickle.dumps(config.http)) is WholeBodyHttpToolsProtocol
+
+
+def test_buffer_refuses_more_than_its_size():
+    buffer = BodyBuffer(10)
+    assert buffer.write(b"12345") and not buffer.complete
+    assert not buffer.write(b"123456")
+    assert buffer.write(b"67890") and buffer.complete
+    assert buffer.data == b"1234567890"
+
+
+@pytest.mark.parametrize("size", [WHOLE_BODY_MIN_BYTES, 5 << 20])
+def test_buffer_of_several_huge_pages_holds_the_bytes(size):
+    data = os.urandom(size)
+    buffer = BodyBuffer(size)
+    for start in range(0, size, 65536):
+        assert buffer.write(data[start : start + 65536])
+    assert buffer.complete and buffer.data == data
