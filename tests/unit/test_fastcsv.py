@@ -188,3 +188,20 @@ def test_large_float_body_is_one_block_the_model_reads_without_a_copy():
     assert frame is not None
     matrix = frame.to_numpy()
     assert all(np.shares_memory(matrix, frame[name].to_numpy()) for name in frame.columns)
+
+
+@pytest.mark.parametrize("cut", ["no trailing newline", "blank line", "trailing blank lines"])
+def test_large_reader_agrees_with_pandas_on_line_ends(cut):
+    from drum.model.fastcsv import read_large_numeric_csv
+
+    body = _random_numeric_csv(random.Random(3), 4000, 4, "fi")
+    if cut == "no trailing newline":
+        body = body.rstrip(b"\n")
+    elif cut == "blank line":
+        lines = body.split(b"\n")
+        body = b"\n".join(lines[:1500] + [b""] + lines[1500:])
+    else:
+        body += b"\n\n"
+    got = read_large_numeric_csv(body, 3)
+    assert got is not None
+    _assert_same_frame(got, pd.read_csv(io.BytesIO(body)))

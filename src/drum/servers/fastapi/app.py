@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import inspect
 import logging
 import sys
@@ -267,6 +268,11 @@ def create_app(config: AppConfig) -> FastAPI:
             # code (Python's default 5 ms makes every /ping wait behind predictions).
             sys.setswitchinterval(config.gil_switch_interval_us / 1e6)
         flusher.start()
+        # Everything loaded so far (libraries, the model) lives as long as the server: out of the
+        # collector's sight, a full collection walks only what requests made (~35 ms -> ~1 ms with
+        # pandas and sklearn loaded; those pauses were the whole p99 of small requests).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
@@ -279,6 +285,7 @@ def create_app(config: AppConfig) -> FastAPI:
                 state.ctx.predictor.terminate()  # after the last prediction: flushes the MLOps reporter
             flusher.stop()
             tracing.shutdown_otel()
+            gc.unfreeze()
 
     docs = config.enable_docs
     app = FastAPI(
