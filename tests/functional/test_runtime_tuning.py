@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+
+import pytest
 from support import serve
 
 GC_PROBE = {
@@ -19,9 +22,14 @@ GC_PROBE = {
 }
 
 
-def test_objects_loaded_at_start_up_are_frozen_out_of_the_collector(tmp_path_factory):
+FLASK = pytest.param("flask", marks=pytest.mark.skipif(importlib.util.find_spec("flask") is None, reason="no flask"))
+
+
+@pytest.mark.parametrize("server_type", ["fastapi", FLASK])
+def test_objects_loaded_at_start_up_are_frozen_out_of_the_collector(tmp_path_factory, server_type):
     # A full collection would otherwise walk every object of pandas, numpy and the model (~35 ms).
-    with serve(tmp_path_factory, GC_PROBE, "--target-type", "unstructured") as server:
+    env = {"DRUM_SERVER_TYPE": server_type}
+    with serve(tmp_path_factory, GC_PROBE, "--target-type", "unstructured", env=env) as server:
         response = server.post("/predictUnstructured/", data=b"x")
         assert response.status_code == 200
         assert int(response.text) > 10_000

@@ -9,6 +9,7 @@ and DRUM headers, merges repeated slashes and enforces the body limit, so every 
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import time
@@ -126,6 +127,10 @@ def create_flask_app(config: FlaskAppConfig) -> Flask:
     if config.extend is not None:
         config.extend(app)
     app.wsgi_app = DrumWsgi(app.wsgi_app, config.max_upload_size)  # type: ignore[method-assign]
+    # The model and libraries live as long as the server: out of the collector's sight (full
+    # collections then walk only what requests made; see the FastAPI app's lifespan).
+    gc.collect()
+    gc.freeze()
     return app
 
 
