@@ -98,6 +98,30 @@ def ping_table(results: dict[str, Any]) -> str:
     return _table(header, rows)
 
 
+#: Cases whose payload is at least this large get a row in the memory table.
+LARGE_PAYLOAD_BYTES = 1 << 20
+
+
+def memory_table(results: dict[str, Any]) -> str | None:
+    """Large payloads: how far the peak RSS rose above the server's idle RSS (for that model), in MB and
+    as a multiple of the payload (at N connections up to N payloads are in flight at once)."""
+    header = ["case", "server", "payload MB", "idle RSS MB", "peak RSS MB", "peak − idle MB", "× payload"]
+    rows: list[list[str]] = []
+    for case, case_rows in _by_case(results).items():
+        for r in case_rows:
+            size, model = r.get("payload_bytes") or 0, r.get("model")
+            idle = results["servers"].get(r["server"], {}).get("idle_rss_mb", {}).get(model)
+            if size < LARGE_PAYLOAD_BYTES or r.get("error") or idle is None or not r.get("peak_rss_mb"):
+                continue
+            growth = r["peak_rss_mb"] - idle
+            payload_mb = size / (1 << 20)
+            rows.append([
+                case, r["server"], fmt_num(payload_mb), fmt_num(idle, 0), fmt_num(r["peak_rss_mb"], 0),
+                fmt_num(growth, 0), fmt_ratio(growth / payload_mb),
+            ])  # fmt: skip
+    return _table(header, rows) if rows else None
+
+
 def startup_table(results: dict[str, Any]) -> str:
     """Start-up (process start → first 200 from /ping/) and idle RSS per server, with ratios."""
     servers = results["servers"]
@@ -138,6 +162,12 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(
             "`/ping/` while 1-row CSV predictions saturate the server (`ping-cN`: N prediction connections, "
             f"one probe every 20 ms on a fresh connection):\n\n{ping_table(results)}"
+        )
+    memory = memory_table(results)
+    if memory is not None:
+        parts.append(
+            "Memory of large payloads (peak RSS during the case above the server's idle RSS; the peak also "
+            f"holds what the server kept from the smaller cases before):\n\n{memory}"
         )
     parts.append(f"Start-up (process start → first 200 from `/ping/`):\n\n{startup_table(results)}")
     return "\n\n".join(parts) + "\n"

@@ -91,7 +91,8 @@ def choose_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], dict[str
 def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, duration_s: float) -> dict[str, Any]:
     """Check one answer, then load the server; one result row."""
     row: dict[str, Any] = {"case": case.name, "server": server.spec.name, "connections": case.connections,
-                           "payload_bytes": work.payload(case.payload).stat().st_size, "error": None}  # fmt: skip
+                           "model": case.model.name, "payload_bytes": work.payload(case.payload).stat().st_size,
+                           "error": None}  # fmt: skip
     server.sampler.reset()
     invalid = send_once(case, server.port, work)
     if invalid:

@@ -175,3 +175,20 @@ def test_ping_and_startup_tables() -> None:
 def test_markdown_names_the_reference_and_skipped_servers() -> None:
     text = report.markdown(_results())
     assert "against `drum-1.18.1`" in text and "not run: `x` (why)" in text
+
+
+def test_memory_table_shows_growth_over_idle_per_payload() -> None:
+    results = _results()
+    big = {"requests": 10, "errors": 0, "p50_ms": 50.0, "p99_ms": 60.0, "rps": 15.0, "error": None,
+           "model": "regression", "payload_bytes": 20 << 20}  # fmt: skip
+    results["rows"] += [
+        {**big, "case": "csv100k-c1", "server": "drum-1.18.1", "peak_rss_mb": 860.0},
+        {**big, "case": "csv100k-c1", "server": "fastapi", "peak_rss_mb": 260.0},
+    ]
+    table = report.memory_table(results)
+    assert table is not None
+    assert "| csv100k-c1 | drum-1.18.1 | 20.0 | 800 | 860 | 60 | 3.00× |" in table
+    assert "| csv100k-c1 | fastapi | 20.0 | 200 | 260 | 60 | 3.00× |" in table
+    assert "csv1-c8" not in table  # small payloads are left out
+    assert "Memory of large payloads" in report.markdown(results)
+    assert report.memory_table(_results()) is None
