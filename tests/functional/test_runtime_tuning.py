@@ -33,3 +33,39 @@ def test_objects_loaded_at_start_up_are_frozen_out_of_the_collector(tmp_path_fac
         response = server.post("/predictUnstructured/", data=b"x")
         assert response.status_code == 200
         assert int(response.text) > 10_000
+
+
+DIGEST = {
+    "custom.py": """
+        import hashlib
+
+
+        def load_model(code_dir):
+            return "model"
+
+
+        def score_unstructured(model, data, **kwargs):
+            return hashlib.sha256(data).hexdigest()
+    """,
+}
+
+
+def test_large_bodies_over_the_buffer_budget_wait_and_are_all_answered(tmp_path_factory):
+    import hashlib
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {"DRUM_FASTAPI_BODY_BUFFER_SIZE": str(3 << 20)}  # room for one 2 MB body at a time
+    bodies = [os.urandom(2 << 20) for _ in range(6)]
+    with serve(tmp_path_factory, DIGEST, "--target-type", "unstructured", env=env) as server:
+
+        def send(body: bytes) -> str:
+            response = server.post(
+                "/predictUnstructured/", data=body, headers={"Content-Type": "application/octet-stream"}
+            )
+            assert response.status_code == 200
+            return response.text
+
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(send, bodies))
+    assert answers == [hashlib.sha256(body).hexdigest() for body in bodies]

@@ -13,7 +13,7 @@ from drum.cli.server import app_config
 from drum.servers.fastapi import app as fastapi_app
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, [4194304]), ("1048576", [1048576]), ("0", [])])
+@pytest.mark.parametrize(("value", "expected"), [(None, [2097152]), ("1048576", [1048576]), ("0", [])])
 def test_mmap_threshold_follows_the_setting(monkeypatch, tmp_path, value, expected):
     if value is None:
         monkeypatch.delenv("DRUM_MALLOC_MMAP_THRESHOLD", raising=False)

@@ -10,7 +10,7 @@ import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from drum.servers.fastapi.protocol import WHOLE_BODY_MIN_BYTES, BodyBuffer, WholeBodyHttpToolsProtocol
+from drum.servers.fastapi.protocol import WHOLE_BODY_MIN_BYTES, BodyBudget, BodyBuffer, WholeBodyHttpToolsProtocol
 
 
 class Transport(asyncio.Transport):
@@ -19,6 +19,7 @@ class Transport(asyncio.Transport):
         self.written = bytearray()
         self.closed = False
         self.pauses = 0
+        self.resumes = 0
 
     def get_extra_info(self, name, default=None):
         return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 5000)}.get(name, default)
@@ -36,7 +37,7 @@ class Transport(asyncio.Transport):
         self.pauses += 1
 
     def resume_reading(self) -> None:
-        pass
+        self.resumes += 1
 
     def set_protocol(self, protocol) -> None:
         pass
@@ -67,6 +68,7 @@ async def _serve(
     class Protocol(WholeBodyHttpToolsProtocol):
         max_body = limit
         streamed_prefixes = path_prefixes
+        budget = BodyBudget(1 << 40)
 
     protocol = Protocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
@@ -132,7 +134,12 @@ def test_limits_come_from_the_settings(monkeypatch):
 
     protocol._settings.cache_clear()
     try:
-        assert protocol._settings() == (WHOLE_BODY_MIN_BYTES * 2, ("/v1/directAccess/", "/v1/nim/"))
+        limit, prefixes, budget = protocol._settings()
+        assert (limit, prefixes) == (WHOLE_BODY_MIN_BYTES * 2, ("/v1/directAccess/", "/v1/nim/"))
+        assert budget is not None and budget.limit == 64 << 20
+        monkeypatch.setenv("DRUM_FASTAPI_BODY_BUFFER_SIZE", "0")
+        protocol._settings.cache_clear()
+        assert protocol._settings()[2] is None
     finally:
         protocol._settings.cache_clear()
 
@@ -145,6 +152,33 @@ def test_the_server_config_uses_the_protocol_and_it_pickles_by_name():
     config = uvicorn_config(_echo_app([]), "127.0.0.1", 0, "warning")
     assert config.http is WholeBodyHttpToolsProtocol
     assert pickle.loads(pickle.dumps(config.http)) is WholeBodyHttpToolsProtocol
+
+
+def test_expect_100_continue_is_answered_before_a_whole_body_arrives():
+    body = os.urandom(WHOLE_BODY_MIN_BYTES * 2)
+    head = f"POST /predict/ HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n"
+
+    async def main() -> tuple[list[dict], Transport, bytes]:
+        messages: list[dict] = []
+        config = Config(app=_echo_app(messages), lifespan="off", log_level="warning")
+        protocol = WholeBodyHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(head.encode())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        before_body = bytes(transport.written)
+        for start in range(0, len(body), 65536):
+            protocol.data_received(body[start : start + 65536])
+        for _ in range(50):
+            await asyncio.sleep(0)
+        protocol.connection_lost(None)
+        return messages, transport, before_body
+
+    messages, transport, before_body = asyncio.run(main())
+    assert before_body == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert len(messages) == 1 and messages[0]["body"] == body
+    assert b"HTTP/1.1 200" in transport.written
 
 
 def test_buffer_refuses_more_than_its_size():
@@ -162,3 +196,101 @@ def test_buffer_of_several_huge_pages_holds_the_bytes(size):
     for start in range(0, size, 65536):
         assert buffer.write(data[start : start + 65536])
     assert buffer.complete and buffer.data == data
+
+
+def test_budget_grants_in_order_within_its_limit():
+    budget = BodyBudget(100)
+    granted: list[str] = []
+    assert budget.claim(60, lambda: granted.append("a"))
+    assert not budget.claim(50, lambda: granted.append("b"))  # 110 > 100: waits
+    assert not budget.claim(10, lambda: granted.append("c"))  # fits, but after b: arrival order
+    budget.give_back(60)
+    assert granted == ["b", "c"] and budget.held == 60
+    assert not budget.claim(500, lambda: granted.append("big"))
+    budget.give_back(50)
+    budget.give_back(10)
+    assert granted == ["b", "c", "big"] and budget.held == 500  # larger than the limit: read alone
+
+
+def test_budget_forgets_a_withdrawn_claim():
+    budget = BodyBudget(100)
+    granted: list[str] = []
+    assert budget.claim(100, lambda: granted.append("a"))
+
+    def b() -> None:
+        granted.append("b")
+
+    assert not budget.claim(100, b)
+    assert not budget.claim(100, lambda: granted.append("c"))
+    budget.withdraw(b)
+    budget.give_back(100)
+    assert granted == ["c"]
+
+
+def test_a_connection_over_the_budget_is_not_read_until_an_earlier_body_is_answered():
+    size = WHOLE_BODY_MIN_BYTES * 2
+    bodies = [os.urandom(size), os.urandom(size)]
+
+    async def main() -> tuple[list[dict], list[Transport], list[int]]:
+        messages: list[dict] = []
+        budget = BodyBudget(size)
+
+        class Protocol(WholeBodyHttpToolsProtocol):
+            max_body = 0
+            streamed_prefixes = ()
+
+        Protocol.budget = budget
+        config = Config(app=_echo_app(messages), lifespan="off", log_level="warning")
+        state = ServerState()
+        protocols = [Protocol(config=config, server_state=state, app_state={}) for _ in bodies]
+        transports = [Transport(), Transport()]
+        for protocol, transport in zip(protocols, transports, strict=True):
+            protocol.connection_made(transport)
+        requests = [_request(body) for body in bodies]
+        protocols[0].data_received(requests[0][:1000])
+        protocols[1].data_received(requests[1][:1000])  # its headers: over the budget
+        held = [budget.held, transports[1].pauses, transports[1].resumes]
+        protocols[0].data_received(requests[0][1000:])
+        for _ in range(50):
+            await asyncio.sleep(0)  # the first is answered: the second may be read
+        held += [transports[1].resumes]
+        protocols[1].data_received(requests[1][1000:])
+        for _ in range(50):
+            await asyncio.sleep(0)
+        for protocol in protocols:
+            protocol.connection_lost(None)
+        held.append(budget.held)
+        return messages, transports, held
+
+    messages, transports, held = asyncio.run(main())
+    assert held == [size, 1, 0, 1, 0]
+    assert [m["body"] for m in messages] == bodies
+    assert all(t.written.count(b"HTTP/1.1 200") == 1 for t in transports)
+
+
+def test_a_closed_connection_gives_back_what_it_held_or_waited_for():
+    size = WHOLE_BODY_MIN_BYTES * 2
+
+    async def main() -> list[int]:
+        budget = BodyBudget(size)
+
+        class Protocol(WholeBodyHttpToolsProtocol):
+            max_body = 0
+            streamed_prefixes = ()
+
+        Protocol.budget = budget
+        config = Config(app=_echo_app([]), lifespan="off", log_level="warning")
+        protocols = [Protocol(config=config, server_state=ServerState(), app_state={}) for _ in range(3)]
+        for protocol in protocols:
+            protocol.connection_made(Transport())
+            protocol.data_received(_request(os.urandom(size))[:1000])
+        seen = [budget.held]
+        protocols[1].connection_lost(None)  # waiting: withdrawn
+        protocols[0].connection_lost(None)  # holding: given back, the third is granted
+        seen.append(budget.held)
+        protocols[2].connection_lost(None)
+        seen.append(budget.held)
+        await asyncio.sleep(0)
+        return seen
+
+    assert asyncio.run(main()) == [size, size, 0]

@@ -7,7 +7,7 @@ raises the mmap threshold each time such a block is freed (up to 32 MiB, the tri
 that), after which the heaps of every thread keep several times the largest body.
 
 `fix_mmap_threshold(t)` fixes the mmap threshold at `t` (which stops glibc's adjustments) and the trim
-threshold at `TRIM_FACTOR * t`: a CSV parser's buffers (a few MB) are reused from request to request,
+threshold at `TRIM_FACTOR * t`: most of a CSV parser's buffers are reused from request to request,
 a large body (which the server receives into huge pages, see `protocol.py`) is given back, and each
 heap keeps at most a few times `t`.
 """
