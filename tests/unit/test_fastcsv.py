@@ -125,15 +125,18 @@ def _assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
         assert got[name].to_numpy().tobytes() == want[name].to_numpy().tobytes()
 
 
-@pytest.mark.parametrize(("rows", "width", "kinds", "parts", "chunk_rows"), [
-    (3000, 10, "f", 2, 16384), (3000, 10, "f", 2, 100), (2000, 7, "if", 3, 64), (1500, 40, "ifmn", 4, 16384),
-    (20000, 2, "fi", 8, 16384), (20000, 3, "if", 2, 999), (5, 3, "f", 8, 16384),
+@pytest.mark.parametrize(("rows", "width", "kinds", "parts", "chunk_rows", "read_bytes"), [
+    (3000, 10, "f", 2, 16384, 65536), (3000, 10, "f", 2, 100, 65536), (2000, 7, "if", 3, 64, 65536),
+    (1500, 40, "ifmn", 4, 16384, 65536), (20000, 2, "fi", 8, 16384, 65536), (20000, 3, "if", 2, 999, 65536),
+    (5, 3, "f", 8, 16384, 65536), (3000, 10, "f", 2, 8192, 7), (2000, 7, "ifmn", 3, 100, 1000),
 ])  # fmt: skip
-def test_large_reader_gives_pandas_frame_bit_for_bit(rows, width, kinds, parts, chunk_rows, monkeypatch):
+def test_large_reader_gives_pandas_frame_bit_for_bit(rows, width, kinds, parts, chunk_rows, read_bytes, monkeypatch):
+    """Any chunk size and any read size (reads end mid-number and mid-line) give pandas' frame."""
     from drum.model import fastcsv
     from drum.model.fastcsv import read_large_numeric_csv
 
     monkeypatch.setattr(fastcsv, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(fastcsv, "READ_BYTES", read_bytes)
     body = _random_numeric_csv(random.Random(rows * width), rows, width, kinds)
     got = read_large_numeric_csv(body, parts)
     assert got is not None
@@ -205,3 +208,16 @@ def test_large_reader_agrees_with_pandas_on_line_ends(cut):
     got = read_large_numeric_csv(body, 3)
     assert got is not None
     _assert_same_frame(got, pd.read_csv(io.BytesIO(body)))
+
+
+@pytest.mark.parametrize(("row", "columns", "expected"), [
+    (b"1,2\n", 2, 16384),  # tiny rows: the row cap
+    (b",".join([b"0.1234567890123456"] * 10) + b"\n", 10, (2**20 - 2 * 32768) // 190),  # bounded by text
+    (b",".join([b"1"] * 500) + b"\n", 500, (2**17 - 32768) // 500),  # many short words: bounded by words
+    (b",".join([b"1.5"] * 20000) + b"\n", 20000, 64),  # huge rows: the floor
+])  # fmt: skip
+def test_chunk_rows_keep_tokenizer_buffers_small(row, columns, expected):
+    from drum.model.fastcsv import _chunk_rows
+
+    data = row * 400
+    assert _chunk_rows(data, 0, len(data), columns) == pytest.approx(expected, rel=0.01)

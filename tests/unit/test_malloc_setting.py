@@ -58,3 +58,43 @@ def test_blocks_below_the_threshold_are_reused_not_faulted_in_again(threshold, r
     out = subprocess.run([sys.executable, "-c", PROBE, str(threshold)], capture_output=True, text=True, check=True)
     faults = int(out.stdout)
     assert (faults < 64) is reused, faults  # a 2 MiB block faulted in afresh takes ~512 pages
+
+
+PARSE_PROBE = """
+import random, resource, sys
+from drum.model import fastcsv
+from drum.servers.fastapi.malloc import fix_mmap_threshold
+
+assert fix_mmap_threshold(2 << 20)  # the server's default
+if len(sys.argv) > 1:  # pandas' own read size and fixed 16,384-row chunks
+    fastcsv.READ_BYTES, fastcsv.CHUNK_ROWS, fastcsv.TOKEN_BUFFER_BYTES = 262144, 16384, 1 << 40
+rng = random.Random(0)
+names = [f"x{i}" for i in range(10)]
+rows = "".join(",".join(repr(rng.gauss(0, 1)) for _ in names) + "\\n" for _ in range(40000))
+body = (",".join(names) + "\\n" + rows).encode()
+view, start = memoryview(body), body.find(b"\\n") + 1
+pool = fastcsv._parts_pool()
+
+
+def parse_twice_at_once():
+    other = pool.submit(fastcsv._read_part, view, start, len(body), names)
+    assert fastcsv._read_part(view, start, len(body), names) and other.result()
+
+
+for _ in range(3):  # every pool thread has parsed once
+    parse_twice_at_once()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+parse_twice_at_once()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_parallel_csv_parts_reuse_the_parser_buffers():
+    """The CSV parser's buffers stay under the server's mmap threshold: two ~8 MB parts parsed at once,
+    after a first parse, fault in next to nothing (pandas' own 256 KiB reads: thousands of pages)."""
+    run = [sys.executable, "-c", PARSE_PROBE]
+    faults = int(subprocess.run(run, capture_output=True, text=True, check=True).stdout)
+    assert faults < 500, faults
+    old = int(subprocess.run([*run, "old"], capture_output=True, text=True, check=True).stdout)
+    assert old > 2 * max(faults, 500), (old, faults)  # the probe sees the difference it guards

@@ -37,8 +37,16 @@ MAX_FAST_BYTES = 8192
 MIN_PARALLEL_BYTES = 1 << 20
 #: At most this many parts (and threads).
 MAX_PARTS = 8
-#: Each part is tokenised this many rows at a time.
+#: Each part is read from the body `READ_BYTES` at a time and tokenised in chunks of rows whose
+#: tokenizer buffers fit in `TOKEN_BUFFER_BYTES`, at most `CHUNK_ROWS` rows. pandas' tokenizer holds a
+#: chunk's text plus the last read, and 8-byte word pointers and offsets for its words plus one per byte
+#: of the last read; it trims them after each chunk and grows them by doubling. Kept under the server's
+#: mmap threshold (DRUM_MALLOC_MMAP_THRESHOLD, 2 MiB) even when doubled, they are reused from the heap
+#: instead of being mapped, faulted in and unmapped again chunk after chunk (with pandas' own 256 KiB
+#: reads and 16,384-row chunks: ~6,000 page faults in a 20 MB parse).
 CHUNK_ROWS = 16384
+READ_BYTES = 32768
+TOKEN_BUFFER_BYTES = 1 << 20
 
 _INTEGER = re.compile(rb"-?\d{1,18}")
 _NUMBER = re.compile(rb"-?(?:\d{1,18}|(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)")
@@ -108,13 +116,16 @@ def _parts_pool() -> ThreadPoolExecutor:
 
 
 class _Slice:
-    """A read-only binary file over `view[start:stop]`: pandas reads a part without a copy of it."""
+    """A read-only binary file over `view[start:stop]`: pandas reads a part without a copy of it, at
+    most `READ_BYTES` per call (a short read is not the end: only an empty one is)."""
 
     def __init__(self, view: memoryview, start: int, stop: int) -> None:
         self.view, self.pos, self.stop = view, start, stop
 
     def read(self, size: int | None = -1) -> bytes:
-        end = self.stop if size is None or size < 0 else min(self.stop, self.pos + size)
+        if size is None or size < 0 or size > READ_BYTES:
+            size = READ_BYTES
+        end = min(self.stop, self.pos + size)
         chunk = bytes(self.view[self.pos : end])
         self.pos = end
         return chunk
@@ -139,8 +150,19 @@ def _read_part(view: memoryview, start: int, stop: int, names: list[str]) -> lis
     tokenizer's buffers stay small: a whole read holds ~1.4x the text there); None when quoted."""
     if view.obj.find(b'"', start, stop) >= 0:
         return None
-    with pd.read_csv(_Slice(view, start, stop), header=None, names=names, chunksize=CHUNK_ROWS) as reader:
+    rows = _chunk_rows(view.obj, start, stop, len(names))
+    with pd.read_csv(_Slice(view, start, stop), header=None, names=names, chunksize=rows) as reader:
         return list(reader)
+
+
+def _chunk_rows(data: bytes, start: int, stop: int, columns: int) -> int:
+    """Rows per chunk whose tokenizer buffers stay within `TOKEN_BUFFER_BYTES` (row size sampled from the
+    first `READ_BYTES` of the part), between 64 and `CHUNK_ROWS`."""
+    sample = min(stop, start + READ_BYTES)
+    row_bytes = (sample - start) / max(1, data.count(b"\n", start, sample))
+    by_text = (TOKEN_BUFFER_BYTES - 2 * READ_BYTES) / max(1.0, row_bytes)
+    by_words = (TOKEN_BUFFER_BYTES // 8 - READ_BYTES) / columns
+    return max(64, min(CHUNK_ROWS, int(by_text), int(by_words)))
 
 
 def _join_parts(names: list[str], parts: list[list[pd.DataFrame] | None]) -> pd.DataFrame | None:
