@@ -35,6 +35,7 @@ class LoadResult:
     max_ms: float
     tool: str
     non_2xx: int = 0
+    p95_ms: float = 0.0
 
     @property
     def ok_rps(self) -> float:
@@ -61,6 +62,7 @@ def parse_wrk(output: str) -> LoadResult:
                 duration_s=d["duration_us"] / 1e6,
                 p50_ms=d["p50_us"] / 1e3,
                 p90_ms=d["p90_us"] / 1e3,
+                p95_ms=d.get("p95_us", 0) / 1e3,
                 p99_ms=d["p99_us"] / 1e3,
                 max_ms=d["max_us"] / 1e3,
                 tool="wrk",
@@ -94,6 +96,7 @@ def parse_hey(output: str) -> LoadResult:
         duration_s=float(total.group(1)),
         p50_ms=pct.get(50.0, 0.0),
         p90_ms=pct.get(90.0, 0.0),
+        p95_ms=pct.get(95.0, 0.0),
         p99_ms=pct.get(99.0, 0.0),
         max_ms=float(slowest.group(1)) * 1e3 if slowest else 0.0,
         tool="hey",

@@ -122,6 +122,24 @@ def memory_table(results: dict[str, Any]) -> str | None:
     return _table(header, rows) if rows else None
 
 
+#: Issue #8: at low load, batching may cost at most this much p95 latency.
+BATCHING_P95_LIMIT = 1.2
+
+
+def batching_table(results: dict[str, Any], plain: str = "fastapi", batched: str = "fastapi-batching") -> str | None:
+    """One connection (no company to batch with): `batched`'s p95 against `plain`'s, per case."""
+    header = ["case", f"{plain} p95 ms", f"{batched} p95 ms", "× p95", f"within {BATCHING_P95_LIMIT:g}×"]
+    rows: list[list[str]] = []
+    for case, case_rows in _by_case(results).items():
+        found = {r["server"]: r for r in case_rows if not r.get("error") and r.get("connections") == 1}
+        a, b = found.get(plain, {}).get("p95_ms"), found.get(batched, {}).get("p95_ms")
+        if not a or not b:
+            continue
+        r = b / a
+        rows.append([case, fmt_num(a), fmt_num(b), fmt_ratio(r), "yes" if r <= BATCHING_P95_LIMIT else "no"])
+    return _table(header, rows, left=1) if rows else None
+
+
 def startup_table(results: dict[str, Any]) -> str:
     """Start-up (process start → first 200 from /ping/) and idle RSS per server, with ratios."""
     servers = results["servers"]
@@ -168,6 +186,12 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(
             "Memory of large payloads (peak RSS during the case above the server's idle RSS; the peak also "
             f"holds what the server kept from the smaller cases before):\n\n{memory}"
+        )
+    batching = batching_table(results)
+    if batching is not None:
+        parts.append(
+            "Adaptive batching at low load (one connection: each request waits up to DRUM_BATCHING_MAX_WAIT_MS "
+            f"for company that never comes):\n\n{batching}"
         )
     parts.append(f"Start-up (process start → first 200 from `/ping/`):\n\n{startup_table(results)}")
     return "\n\n".join(parts) + "\n"

@@ -1,5 +1,6 @@
-"""Side-by-side benchmark: serve the same models with each server, one server at a time, run the same
-load on each, print a table with ratios against the first server, write JSON/markdown/PNG results.
+"""Side-by-side benchmark: serve the same models with every server, run each case on each server in
+turn (one server under load at a time), print a table with ratios against the first server, write
+JSON/markdown/PNG results.
 
     python -m bench [--quick] [--servers a,b] [--cases 'csv1-*,chat-c8'] [--duration 10] [--tool wrk|hey]
 
@@ -94,6 +95,14 @@ def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, durati
                            "model": case.model.name, "payload_bytes": work.payload(case.payload).stat().st_size,
                            "error": None}  # fmt: skip
     server.sampler.reset()
+    try:
+        return _load(server, case, work, tool, duration_s, row)
+    finally:
+        server.sampler.pause()
+
+
+def _load(server: RunningServer, case: Case, work: Workdir, tool: str, duration_s: float, row: dict[str, Any],
+          ) -> dict[str, Any]:  # fmt: skip
     invalid = send_once(case, server.port, work)
     if invalid:
         row["error"] = "invalid answer: " + invalid
@@ -117,29 +126,39 @@ def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, durati
     return row
 
 
-def run_server(spec: ServerSpec, cases: list[Case], work: Workdir, tmp: Path, tool: str, duration_s: float,
-               ) -> tuple[dict[str, Any], list[dict[str, Any]]]:  # fmt: skip
-    """Start `spec` once per model kind the cases need, run those cases; (server summary, rows)."""
-    summary: dict[str, Any] = {"note": spec.note, "startup_s": {}, "idle_rss_mb": {}}
+def case_order(specs: list[ServerSpec], index: int) -> list[ServerSpec]:
+    """The servers in the order the `index`-th case runs them: rotated by one from case to case, so no
+    server always follows another's load (or always goes first)."""
+    k = index % len(specs) if specs else 0
+    return specs[k:] + specs[:k]
+
+
+def run_model(kind: ModelKind, specs: list[ServerSpec], cases: list[Case], work: Workdir, tmp: Path, tool: str,
+              duration_s: float, summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+    """Start every server on `kind`'s model (one after another: start-up and idle RSS are measured alone),
+    then run each case on every server in turn, one server under load at a time: drift in the machine's
+    speed during the run hits every column alike. Fills `summaries`; returns the rows."""
     rows: list[dict[str, Any]] = []
-    kinds: list[ModelKind] = []
-    for c in cases:
-        if c.model not in kinds:
-            kinds.append(c.model)
-    for kind in kinds:
-        _log(f"{spec.name}: starting ({kind.name} model)")
-        server = RunningServer(spec, kind, work.model_dir(kind), tmp)
-        try:
+    running: dict[str, RunningServer] = {}
+    try:
+        for spec in specs:
+            _log(f"{spec.name}: starting ({kind.name} model)")
+            server = RunningServer(spec, kind, work.model_dir(kind), tmp)
+            running[spec.name] = server
+            summary = summaries.setdefault(spec.name, {"note": spec.note, "startup_s": {}, "idle_rss_mb": {}})
             if not server.ready:
                 why = f"server did not start (see {server.log_path}): {server.log_tail(300)!r}"
                 _log(f"{spec.name}: {why}")
-                rows += [{"case": c.name, "server": spec.name, "error": why} for c in cases if c.model is kind]
+                rows += [{"case": c.name, "server": spec.name, "error": why} for c in cases]
+                server.stop()
                 continue
             summary["startup_s"][kind.name] = round(server.startup_s or 0.0, 3)
             summary["idle_rss_mb"][kind.name] = round(server.idle_rss / MB, 1)
             _log(f"{spec.name}: ready in {server.startup_s:.2f} s, {server.idle_rss / MB:.0f} MB")
-            for case in (c for c in cases if c.model is kind):
-                row = run_case(server, case, work, tool, duration_s)
+        ready = [s for s in specs if running[s.name].ready]
+        for index, case in enumerate(cases):
+            for spec in case_order(ready, index):
+                row = run_case(running[spec.name], case, work, tool, duration_s)
                 rows.append(row)
                 if row["error"]:
                     _log(f"{spec.name} {case.name}: {row['error']}")
@@ -148,10 +167,11 @@ def run_server(spec: ServerSpec, cases: list[Case], work: Workdir, tmp: Path, to
                     _log(f"{spec.name} {case.name}: {row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms, "
                          f"{row['errors']} errors, {row['peak_rss_mb']:.0f} MB{ping}")  # fmt: skip
                 time.sleep(0.5)
-        finally:
+    finally:
+        for server in running.values():
             server.stop()
-        time.sleep(1.0)
-    return summary, rows
+    time.sleep(1.0)
+    return rows
 
 
 def describe_ours(src: Path | None) -> str:
@@ -212,10 +232,15 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp_name)
         _log("training the Ridge model and writing payloads")
         work = build_workdir(tmp / "work")
-        for spec in servers:
-            summary, rows = run_server(spec, cases, work, tmp, tool, duration)
-            results["servers"][spec.name] = summary
-            results["rows"] += rows
+        kinds: list[ModelKind] = []
+        for c in cases:
+            if c.model not in kinds:
+                kinds.append(c.model)
+        summaries: dict[str, dict[str, Any]] = {}
+        for kind in kinds:
+            results["rows"] += run_model(kind, servers, [c for c in cases if c.model is kind], work, tmp, tool,
+                                         duration, summaries)  # fmt: skip
+        results["servers"] = {s.name: summaries[s.name] for s in servers if s.name in summaries}
     order = {c.name: i for i, c in enumerate(cases)}
     column = {s.name: i for i, s in enumerate(servers)}
     results["rows"].sort(key=lambda r: (order[r["case"]], column[r["server"]]))

@@ -107,12 +107,14 @@ def _ping(port: int, timeout_s: float = 2.0) -> int | None:
 
 
 class RssSampler:
-    """Samples the RSS summed over a process tree every `interval_s`; `peak` since the last `reset()`."""
+    """Samples the RSS summed over a process tree every `interval_s` while active (from `reset()` to
+    `pause()`, so idle servers cost the machine nothing); `peak` since the last `reset()`."""
 
     def __init__(self, pid: int, interval_s: float = 0.05):
         self.pid, self.interval_s = pid, interval_s
         self.peak = 0
         self._stop = threading.Event()
+        self._active = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
 
@@ -130,14 +132,21 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.tree_rss())
-            self._stop.wait(self.interval_s)
+            if self._active.wait(self.interval_s):
+                self.peak = max(self.peak, self.tree_rss())
+                self._stop.wait(self.interval_s)
 
     def reset(self) -> None:
         self.peak = self.tree_rss()
+        self._active.set()
+
+    def pause(self) -> None:
+        self._active.clear()
+        self.peak = max(self.peak, self.tree_rss())
 
     def stop(self) -> None:
         self._stop.set()
+        self._active.set()
         self._thread.join(timeout=2)
 
 

@@ -21,7 +21,8 @@ WRK_OUTPUT = """Running 2s test @ http://127.0.0.1:40000/predict/
 Requests/sec:    459.00
 Transfer/sec:     75.00KB
 BENCH_JSON {"requests": 918, "duration_us": 2000000, "bytes": 153600, "connect": 0, "read": 1, "write": 0, \
-"status": 3, "timeout": 2, "p50_us": 17000, "p90_us": 20000, "p99_us": 23700, "max_us": 30000, "mean_us": 17310.0}
+"status": 3, "timeout": 2, "p50_us": 17000, "p90_us": 20000, "p95_us": 21500, "p99_us": 23700, "max_us": 30000, \
+"mean_us": 17310.0}
 """
 
 HEY_OUTPUT = """
@@ -53,7 +54,7 @@ Error distribution:
 def test_parse_wrk_counts_non_2xx_and_socket_errors() -> None:
     r = loadgen.parse_wrk(WRK_OUTPUT)
     assert (r.requests, r.non_2xx, r.errors) == (918, 3, 6)
-    assert (r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms) == (17.0, 20.0, 23.7, 30.0)
+    assert (r.p50_ms, r.p90_ms, r.p95_ms, r.p99_ms, r.max_ms) == (17.0, 20.0, 21.5, 23.7, 30.0)
     assert r.ok_rps == pytest.approx((918 - 3) / 2.0)
     assert r.to_dict()["rps"] == pytest.approx(457.5)
 
@@ -66,7 +67,7 @@ def test_parse_wrk_without_summary_line_fails() -> None:
 def test_parse_hey() -> None:
     r = loadgen.parse_hey(HEY_OUTPUT)
     assert (r.requests, r.non_2xx, r.errors) == (917, 7, 9)
-    assert (r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms) == pytest.approx((17.0, 20.0, 24.0, 52.0))
+    assert (r.p50_ms, r.p90_ms, r.p95_ms, r.p99_ms, r.max_ms) == pytest.approx((17.0, 20.0, 21.0, 24.0, 52.0))
     assert r.duration_s == pytest.approx(2.004)
     assert r.ok_rps == pytest.approx(910 / 2.004)
 
@@ -177,6 +178,26 @@ def test_markdown_names_the_reference_and_skipped_servers() -> None:
     assert "against `drum-1.18.1`" in text and "not run: `x` (why)" in text
 
 
+def test_batching_table_compares_p95_at_one_connection() -> None:
+    results = _results()
+    assert report.batching_table(results) is None  # no batching server in the run
+    low = {"requests": 100, "errors": 0, "p50_ms": 2.0, "p99_ms": 4.0, "rps": 400.0, "error": None, "connections": 1,
+           "peak_rss_mb": 100.0}  # fmt: skip
+    results["rows"] += [
+        {**low, "case": "csv1-c1", "server": "fastapi", "p95_ms": 2.0},
+        {**low, "case": "csv1-c1", "server": "fastapi-batching", "p95_ms": 2.3},
+        {**low, "case": "csv100-c1", "server": "fastapi", "p95_ms": 2.0},
+        {**low, "case": "csv100-c1", "server": "fastapi-batching", "p95_ms": 2.6},
+        {**low, "case": "csv1-c8", "server": "fastapi-batching", "p95_ms": 9.0, "connections": 8},
+    ]
+    table = report.batching_table(results)
+    assert table is not None
+    assert "| csv1-c1 | 2.0 | 2.3 | 1.15× | yes |" in table
+    assert "| csv100-c1 | 2.0 | 2.6 | 1.30× | no |" in table
+    assert "csv1-c8" not in table  # only one connection is low load
+    assert "Adaptive batching at low load" in report.markdown(results)
+
+
 def test_memory_table_shows_growth_over_idle_per_payload() -> None:
     results = _results()
     big = {"requests": 10, "errors": 0, "p50_ms": 50.0, "p99_ms": 60.0, "rps": 15.0, "error": None,
@@ -192,3 +213,36 @@ def test_memory_table_shows_growth_over_idle_per_payload() -> None:
     assert "csv1-c8" not in table  # small payloads are left out
     assert "Memory of large payloads" in report.markdown(results)
     assert report.memory_table(_results()) is None
+
+
+def test_cases_rotate_the_server_order() -> None:
+    from bench.run import case_order
+
+    specs = ["drum", "fastapi", "batching"]
+    orders = [case_order(specs, i) for i in range(4)]  # type: ignore[arg-type]
+    assert orders == [specs, ["fastapi", "batching", "drum"], ["batching", "drum", "fastapi"], specs]
+    assert case_order([], 3) == []
+
+
+def test_rss_sampler_samples_only_while_active() -> None:
+    import os
+    import time
+
+    from bench.servers import RssSampler
+
+    sampler = RssSampler(os.getpid(), interval_s=0.01)
+    try:
+        assert sampler.peak == 0  # not sampling before the first reset
+        time.sleep(0.05)
+        assert sampler.peak == 0
+        sampler.reset()
+        assert sampler.peak > 0
+        sampler.pause()
+        sampler.peak = 1
+        time.sleep(0.05)
+        assert sampler.peak == 1  # paused: untouched
+        sampler.reset()
+        time.sleep(0.05)
+        assert sampler.peak > 1
+    finally:
+        sampler.stop()
