@@ -162,6 +162,11 @@ def _model_order(model: str) -> tuple[int, str]:
     return ({"regression": 0, "unstructured": 1, "chat": 2}.get(model, 9), model)
 
 
+def _rounds(meta: dict[str, Any]) -> str:
+    n = meta.get("rounds", 1)
+    return f" × {n} rounds (medians; servers in rotating order)" if n > 1 else ""
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report: a line about the run, then the load, /ping and start-up tables."""
     meta = results["meta"]
@@ -169,8 +174,8 @@ def markdown(results: dict[str, Any]) -> str:
     skipped = "".join(f"\n- not run: `{k}` ({v})" for k, v in meta.get("skipped", {}).items())
     parts = [
         f"Run {meta.get('date', '?')} on {meta.get('machine', '?')}; load generator `{meta.get('tool', '?')}` "
-        f"on the same machine, {meta.get('duration_s', '?')} s per case, 1 worker process per server; this "
-        f"project's servers ran {meta.get('ours', '?')}. "
+        f"on the same machine, {meta.get('duration_s', '?')} s per case{_rounds(meta)}, 1 worker process per "
+        f"server; this project's servers ran {meta.get('ours', '?')}. "
         f"Ratios (×) are against `{first}`; req/s counts 2xx answers only, errors are non-2xx answers and "
         f"socket errors, peak RSS is summed over the server's process tree.{skipped}"
     ]

@@ -14,6 +14,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--servers", help="comma-separated servers, in column order (default: every one available)")
     p.add_argument("--cases", help="comma-separated case names or globs, e.g. 'csv1-*,chat-c8' (default: full run)")
     p.add_argument("--duration", type=float, help="seconds of load per case (default 10, 3 with --quick)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every case this many times on each server and report medians (default 1)")  # fmt: skip
     p.add_argument("--quick", action="store_true", help=f"a ~2 minute subset: {', '.join(_quick_names())}")
     p.add_argument("--tool", choices=("auto", "wrk", "hey"), default="auto",
                    help="load generator (auto: wrk, else hey)")  # fmt: skip
@@ -126,6 +129,38 @@ def _load(server: RunningServer, case: Case, work: Workdir, tool: str, duration_
     return row
 
 
+#: Merged as the median over rounds; counts are summed.
+MEDIAN_KEYS = ("rps", "p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")
+SUM_KEYS = ("requests", "errors", "non_2xx", "duration_s")
+
+
+def merge_rounds(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row for several rounds of a case on a server: the median of each rate and latency (and of the
+    /ping/ probe's), counts summed, peak RSS from the first round (later rounds start with what the
+    larger cases left behind); rounds that failed are left out and counted in `failed_rounds`. A single
+    round is returned as it is."""
+    if len(rows) == 1:
+        return rows[0]
+    good = [r for r in rows if not r.get("error")]
+    if not good:
+        return {**rows[0], "rounds": len(rows), "failed_rounds": len(rows)}
+    merged = {**good[0], "rounds": len(rows), "failed_rounds": len(rows) - len(good)}
+    for key in MEDIAN_KEYS:
+        values = [r[key] for r in good if r.get(key) is not None]
+        if values:
+            merged[key] = statistics.median(values)
+    for key in SUM_KEYS:
+        merged[key] = sum(r.get(key) or 0 for r in good)
+    pings = [r["ping"] for r in good if r.get("ping")]
+    if pings:
+        merged["ping"] = {
+            **{k: statistics.median(p[k] for p in pings) for k in ("p50_ms", "p99_ms", "max_ms")},
+            "pings": sum(p["pings"] for p in pings), "errors": sum(p["errors"] for p in pings),
+        }  # fmt: skip
+    merged["per_round"] = [{k: r.get(k) for k in ("rps", "p50_ms", "p99_ms", "error")} for r in rows]
+    return merged
+
+
 def case_order(specs: list[ServerSpec], index: int) -> list[ServerSpec]:
     """The servers in the order the `index`-th case runs them: rotated by one from case to case, so no
     server always follows another's load (or always goes first)."""
@@ -134,10 +169,12 @@ def case_order(specs: list[ServerSpec], index: int) -> list[ServerSpec]:
 
 
 def run_model(kind: ModelKind, specs: list[ServerSpec], cases: list[Case], work: Workdir, tmp: Path, tool: str,
-              duration_s: float, summaries: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+              duration_s: float, summaries: dict[str, dict[str, Any]], rounds: int = 1,
+              ) -> list[dict[str, Any]]:  # fmt: skip
     """Start every server on `kind`'s model (one after another: start-up and idle RSS are measured alone),
-    then run each case on every server in turn, one server under load at a time: drift in the machine's
-    speed during the run hits every column alike. Fills `summaries`; returns the rows."""
+    then run each case on every server in turn, one server under load at a time, `rounds` times: drift
+    in the machine's speed during the run hits every column alike. Fills `summaries`; returns one row
+    per case and server (`merge_rounds`)."""
     rows: list[dict[str, Any]] = []
     running: dict[str, RunningServer] = {}
     try:
@@ -156,17 +193,21 @@ def run_model(kind: ModelKind, specs: list[ServerSpec], cases: list[Case], work:
             summary["idle_rss_mb"][kind.name] = round(server.idle_rss / MB, 1)
             _log(f"{spec.name}: ready in {server.startup_s:.2f} s, {server.idle_rss / MB:.0f} MB")
         ready = [s for s in specs if running[s.name].ready]
-        for index, case in enumerate(cases):
-            for spec in case_order(ready, index):
-                row = run_case(running[spec.name], case, work, tool, duration_s)
-                rows.append(row)
-                if row["error"]:
-                    _log(f"{spec.name} {case.name}: {row['error']}")
-                else:
-                    ping = f", ping p99 {row['ping']['p99_ms']:.1f} ms" if row.get("ping") else ""
-                    _log(f"{spec.name} {case.name}: {row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms, "
-                         f"{row['errors']} errors, {row['peak_rss_mb']:.0f} MB{ping}")  # fmt: skip
-                time.sleep(0.5)
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for round_ in range(rounds):
+            for index, case in enumerate(cases):
+                for spec in case_order(ready, index + round_):
+                    row = run_case(running[spec.name], case, work, tool, duration_s)
+                    runs.setdefault((case.name, spec.name), []).append(row)
+                    tag = f" (round {round_ + 1})" if rounds > 1 else ""
+                    if row["error"]:
+                        _log(f"{spec.name} {case.name}{tag}: {row['error']}")
+                    else:
+                        ping = f", ping p99 {row['ping']['p99_ms']:.1f} ms" if row.get("ping") else ""
+                        _log(f"{spec.name} {case.name}{tag}: {row['rps']:.1f} req/s, p99 {row['p99_ms']:.1f} ms, "
+                             f"{row['errors']} errors, {row['peak_rss_mb']:.0f} MB{ping}")  # fmt: skip
+                    time.sleep(0.5)
+        rows += [merge_rounds(r) for r in runs.values()]
     finally:
         for server in running.values():
             server.stop()
@@ -222,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "ours": describe_ours(args.ours_src), "tool": tool, "duration_s": duration,
+            "rounds": max(1, args.rounds),
             "skipped": skipped,
             "cases": [c.name for c in cases], "command": "python -m bench " + " ".join(argv or sys.argv[1:]),
         },
@@ -239,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         summaries: dict[str, dict[str, Any]] = {}
         for kind in kinds:
             results["rows"] += run_model(kind, servers, [c for c in cases if c.model is kind], work, tmp, tool,
-                                         duration, summaries)  # fmt: skip
+                                         duration, summaries, max(1, args.rounds))  # fmt: skip
         results["servers"] = {s.name: summaries[s.name] for s in servers if s.name in summaries}
     order = {c.name: i for i, c in enumerate(cases)}
     column = {s.name: i for i, s in enumerate(servers)}

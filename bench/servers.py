@@ -115,6 +115,7 @@ class RssSampler:
         self.peak = 0
         self._stop = threading.Event()
         self._active = threading.Event()
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
 
@@ -133,16 +134,21 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self._active.wait(self.interval_s):
-                self.peak = max(self.peak, self.tree_rss())
+                with self._lock:
+                    if self._active.is_set():
+                        self.peak = max(self.peak, self.tree_rss())
                 self._stop.wait(self.interval_s)
 
     def reset(self) -> None:
-        self.peak = self.tree_rss()
-        self._active.set()
+        with self._lock:
+            self.peak = self.tree_rss()
+            self._active.set()
 
     def pause(self) -> None:
-        self._active.clear()
-        self.peak = max(self.peak, self.tree_rss())
+        """Stop sampling; no sample lands after this returns."""
+        with self._lock:
+            self._active.clear()
+            self.peak = max(self.peak, self.tree_rss())
 
     def stop(self) -> None:
         self._stop.set()

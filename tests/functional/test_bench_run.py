@@ -1,6 +1,6 @@
 """`python -m bench` end to end on real servers: every server of a model is up at once and each case runs
-on every server in turn (rotating order); the load generator is replaced by a few real HTTP requests so
-the test needs neither wrk nor hey."""
+on every server in turn (rotating order), round after round; the load generator is replaced by a few
+real HTTP requests so the test needs neither wrk nor hey."""
 
 from __future__ import annotations
 
@@ -44,13 +44,18 @@ def test_cases_run_on_every_server_in_turn(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(loadgen, "available_tools", lambda: ["wrk"])
     monkeypatch.setattr(loadgen, "run_load", few_requests)
     monkeypatch.delenv("DRUM_REFERENCE_VENV", raising=False)
-    argv = ["--servers", "fastapi,gunicorn", "--cases", "csv1-c1,csv100-c1", "--duration", "0.1", "--no-chart",
+    argv = ["--servers", "fastapi,gunicorn", "--cases", "csv1-c1,csv100-c1", "--duration", "0.1", "--rounds", "2",
+            "--no-chart",
             "--results-dir", str(tmp_path), "--out", "t"]  # fmt: skip
     assert bench_run.main(argv) == 0
 
     log = capsys.readouterr().err
     ran = [line.split("] ", 1)[1].split(":")[0] for line in log.splitlines() if " req/s" in line]
-    assert ran == ["fastapi csv1-c1", "gunicorn csv1-c1", "gunicorn csv100-c1", "fastapi csv100-c1"]
+    assert ran == [
+        "fastapi csv1-c1 (round 1)", "gunicorn csv1-c1 (round 1)", "gunicorn csv100-c1 (round 1)",
+        "fastapi csv100-c1 (round 1)", "gunicorn csv1-c1 (round 2)", "fastapi csv1-c1 (round 2)",
+        "fastapi csv100-c1 (round 2)", "gunicorn csv100-c1 (round 2)",
+    ]  # fmt: skip
     assert log.index("gunicorn: ready") < log.index("fastapi csv1-c1")  # both up before the first case
     assert len({port for port, _ in calls}) == 2 and all(path == "/predict/" for _, path in calls)
 
@@ -58,7 +63,8 @@ def test_cases_run_on_every_server_in_turn(tmp_path, monkeypatch, capsys):
     rows = {(r["case"], r["server"]): r for r in results["rows"]}
     assert set(rows) == {(c, s) for c in ("csv1-c1", "csv100-c1") for s in ("fastapi", "gunicorn")}
     assert all(r["error"] is None and r["rps"] > 0 and r["peak_rss_mb"] > 0 for r in rows.values())
+    assert all(r["rounds"] == 2 and r["requests"] == 6 and len(r["per_round"]) == 2 for r in rows.values())
     assert set(results["servers"]) == {"fastapi", "gunicorn"}
     assert all(s["startup_s"]["regression"] > 0 for s in results["servers"].values())
     text = (tmp_path / "t.md").read_text()
-    assert "| csv100-c1 | gunicorn |" in text and "Start-up" in text
+    assert "| csv100-c1 | gunicorn |" in text and "Start-up" in text and "× 2 rounds" in text

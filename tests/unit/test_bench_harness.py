@@ -246,3 +246,35 @@ def test_rss_sampler_samples_only_while_active() -> None:
         assert sampler.peak > 1
     finally:
         sampler.stop()
+
+
+def test_merge_rounds_takes_medians_and_sums_counts() -> None:
+    from bench.run import merge_rounds
+
+    base = {"case": "csv1-c8", "server": "fastapi", "error": None, "connections": 8, "duration_s": 6.0}
+    rounds = [
+        {**base, "rps": 500.0, "p50_ms": 10.0, "p99_ms": 20.0, "requests": 3000, "errors": 0, "peak_rss_mb": 190.0,
+         "ping": {"p50_ms": 1.0, "p99_ms": 3.0, "max_ms": 4.0, "pings": 100, "errors": 0}},
+        {**base, "rps": 300.0, "p50_ms": 30.0, "p99_ms": 60.0, "requests": 1800, "errors": 1, "peak_rss_mb": 400.0,
+         "ping": {"p50_ms": 2.0, "p99_ms": 9.0, "max_ms": 12.0, "pings": 90, "errors": 1}},
+        {**base, "rps": 450.0, "p50_ms": 12.0, "p99_ms": 25.0, "requests": 2700, "errors": 0, "peak_rss_mb": 380.0,
+         "ping": {"p50_ms": 1.5, "p99_ms": 4.0, "max_ms": 5.0, "pings": 95, "errors": 0}},
+        {**base, "error": "wrk exited 1"},
+    ]  # fmt: skip
+    merged = merge_rounds(rounds)
+    assert (merged["rps"], merged["p50_ms"], merged["p99_ms"]) == (450.0, 12.0, 25.0)
+    assert (merged["requests"], merged["errors"], merged["duration_s"]) == (7500, 1, 18.0)
+    assert merged["peak_rss_mb"] == 190.0  # the first round's: later rounds hold what larger cases left
+    assert merged["ping"] == {"p50_ms": 1.5, "p99_ms": 4.0, "max_ms": 5.0, "pings": 285, "errors": 1}
+    assert (merged["rounds"], merged["failed_rounds"], merged["error"]) == (4, 1, None)
+    assert [r["rps"] for r in merged["per_round"]] == [500.0, 300.0, 450.0, None]
+    assert merge_rounds(rounds[:1]) is rounds[0]
+    failed = merge_rounds([rounds[3], rounds[3]])
+    assert failed["error"] == "wrk exited 1" and failed["failed_rounds"] == 2
+
+
+def test_markdown_names_the_rounds() -> None:
+    results = _results()
+    results["meta"]["rounds"] = 3
+    assert "10 s per case × 3 rounds (medians; servers in rotating order)" in report.markdown(results)
+    assert "rounds" not in report.markdown(_results())

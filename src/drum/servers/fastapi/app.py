@@ -119,11 +119,17 @@ class DrumState:
         assert self.admission is not None
         batcher = self.batcher
         key = batch_key(route, req) if batcher is not None else None
+        rows = 0
+        if key is not None:
+            assert batcher is not None
+            rows = estimated_rows(req, batcher.max_rows)
+            if rows > batcher.max_rows:  # a batch of its own anyway: served as without batching
+                key = None
         try:
             if key is not None:
                 assert batcher is not None
                 self.admission.acquire()
-                item = BatchItem(req, key, estimated_rows(req), contextvars.copy_context())
+                item = BatchItem(req, key, rows, contextvars.copy_context())
                 future = batcher.submit(item)
                 future.add_done_callback(self.admission.release)
             else:
