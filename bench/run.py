@@ -136,8 +136,8 @@ SUM_KEYS = ("requests", "errors", "non_2xx", "duration_s")
 
 def merge_rounds(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One row for several rounds of a case on a server: the median of each rate and latency (and of the
-    /ping/ probe's), counts summed, peak RSS from the first round (later rounds start with what the
-    larger cases left behind); rounds that failed are left out and counted in `failed_rounds`. A single
+    /ping/ probe's), counts summed, peak RSS from the first round that succeeded (later rounds start
+    with what the larger cases left behind); rounds that failed are left out and counted in `failed_rounds`. A single
     round is returned as it is."""
     if len(rows) == 1:
         return rows[0]
@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cases = select_cases([p.strip() for p in args.cases.split(",")] if args.cases else None, args.quick)
     duration = args.duration or (3.0 if args.quick else 10.0)
+    rounds = max(1, args.rounds)
     servers, skipped = choose_servers(args)
     for name, why in skipped.items():
         _log(f"skipping {name}: {why}")
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(), "ours": describe_ours(args.ours_src), "tool": tool, "duration_s": duration,
-            "rounds": max(1, args.rounds),
+            "rounds": rounds,
             "skipped": skipped,
             "cases": [c.name for c in cases], "command": "python -m bench " + " ".join(argv or sys.argv[1:]),
         },
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         summaries: dict[str, dict[str, Any]] = {}
         for kind in kinds:
             results["rows"] += run_model(kind, servers, [c for c in cases if c.model is kind], work, tmp, tool,
-                                         duration, summaries, max(1, args.rounds))  # fmt: skip
+                                         duration, summaries, rounds)  # fmt: skip
         results["servers"] = {s.name: summaries[s.name] for s in servers if s.name in summaries}
     order = {c.name: i for i, c in enumerate(cases)}
     column = {s.name: i for i, s in enumerate(servers)}

@@ -126,8 +126,7 @@ class DrumState:
             if rows > batcher.max_rows:  # a batch of its own anyway: served as without batching
                 key = None
         try:
-            if key is not None:
-                assert batcher is not None
+            if batcher is not None and key is not None:
                 self.admission.acquire()
                 item = BatchItem(req, key, rows, contextvars.copy_context())
                 future = batcher.submit(item)
