@@ -143,9 +143,10 @@ def test_large_reader_gives_pandas_frame_bit_for_bit(rows, width, kinds, parts, 
     _assert_same_frame(got, pd.read_csv(io.BytesIO(body)))
 
 
-def test_large_reader_is_used_for_large_bodies():
+def test_large_reader_is_used_for_large_bodies(monkeypatch):
     from drum.model import fastcsv
 
+    monkeypatch.setattr(fastcsv, "_polars", None)  # polars not loaded: pandas in parts
     body = _random_numeric_csv(random.Random(1), 60000, 10, "f")
     assert len(body) >= fastcsv.MIN_PARALLEL_BYTES
     _assert_same_frame(codecs.read_structured_input(body, "text/csv"), pd.read_csv(io.BytesIO(body)))
@@ -221,3 +222,145 @@ def test_chunk_rows_keep_tokenizer_buffers_small(row, columns, expected):
 
     data = row * 400
     assert _chunk_rows(data, 0, len(data), columns) == pytest.approx(expected, rel=0.01)
+
+
+# --- large bodies: polars ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def polars_loaded(monkeypatch):
+    from drum.model import fastcsv
+
+    monkeypatch.setattr(fastcsv, "_polars", None)
+    assert fastcsv.load_polars()  # a dependency: installed with drum
+    return fastcsv
+
+
+def _assert_pandas_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """pandas' frame: same names, index and dtypes, integers equal, floats equal within one unit in the
+    last place (polars rounds correctly, pandas' default parser may not)."""
+    assert list(got.columns) == list(want.columns) and got.columns.dtype == want.columns.dtype
+    assert type(got.index) is pd.RangeIndex and got.index.equals(want.index)
+    assert list(got.dtypes) == list(want.dtypes)
+    for name in want.columns:
+        a, b = got[name].to_numpy(), want[name].to_numpy()
+        if a.dtype == np.int64:
+            assert np.array_equal(a, b)
+        else:
+            np.testing.assert_array_max_ulp(a, b, maxulp=1)
+            assert np.array_equal(np.signbit(a), np.signbit(b))
+
+
+@pytest.mark.parametrize(("rows", "width", "kinds"), [
+    (3000, 10, "f"), (2000, 7, "if"), (20000, 2, "fi"), (5, 3, "f"), (500, 40, "ifm"),
+])  # fmt: skip
+def test_polars_reader_gives_pandas_frame(polars_loaded, rows, width, kinds):
+    body = _random_numeric_csv(random.Random(rows + width), rows, width, kinds)
+    got = polars_loaded.read_numeric_csv_polars(body)
+    assert got is not None
+    _assert_pandas_frame(got, pd.read_csv(io.BytesIO(body)))
+
+
+def test_polars_float_frame_is_one_writable_block(polars_loaded):
+    body = _random_numeric_csv(random.Random(5), 3000, 6, "f")
+    frame = polars_loaded.read_numeric_csv_polars(body)
+    assert frame is not None
+    matrix = frame.to_numpy()
+    assert all(np.shares_memory(matrix, frame[name].to_numpy()) for name in frame.columns)
+    frame.iloc[0, 0] = 1.0  # the model may write into its input
+    mixed = polars_loaded.read_numeric_csv_polars(_random_numeric_csv(random.Random(6), 300, 4, "if"))
+    assert mixed is not None
+    mixed.iloc[0, 0] = 7
+
+
+_TOKENS = ["1", "-2", "007", "3.5", "-.5", "5.", "1e5", "2E-3", "+1.5", "+2", "", "nan", "NaN", "NAN", "-nan",
+           "inf", "-Infinity", "INF", "NA", "x", "True", " 1", "1 ", "0x1", "1_000", "9223372036854775807",
+           "9223372036854775808", "-9223372036854775809", "1e400", "1e-400", "--5", "1d5"]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_polars_reader_is_pandas_or_declines_on_odd_values(polars_loaded, seed):
+    """Tables of plain numbers with an odd token here and there (before and after polars' 100 rows of
+    type inference): whatever polars accepts is exactly what pandas gives."""
+    rng = random.Random(seed)
+    width, rows = rng.randint(2, 4), rng.choice([20, 150])
+    lines = [",".join(f"c{i}" for i in range(width))]
+    for _ in range(rows):
+        values = [rng.choice(["4", "-1", "0.25", "6e1"][: 1 + i % 4]) for i in range(width)]
+        if rng.random() < 0.03:
+            values[rng.randrange(width)] = rng.choice(_TOKENS)
+        lines.append(",".join(values))
+    body = ("\n".join(lines) + rng.choice(["\n", "", "\n\n"])).encode()
+    got = polars_loaded.read_numeric_csv_polars(body)
+    if got is not None:
+        _assert_pandas_frame(got, pd.read_csv(io.BytesIO(body)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"a,b\n" + b"1.5,2\n" * 200 + b"NAN,2\n",  # pandas: text; polars: NaN
+        b"a,b\n" + b"1.5,2\n" * 200 + b"nan,2\n",
+        b"a,b\n" + b"1.5,2\n" * 200 + b"inf,2\n",
+        b"a,b\n" + b"1.5,2.5\n" * 200 + b"NAN,2.5\n",  # all floats: one block
+        b"a,b\n" + b"1.5,2.5\n" * 200 + b"-inf,2.5\n",
+        b"a,b\n" + b"1.5,2\n" * 200 + b",2\n",  # missing value
+        b"a,b\n" + b"1,2\n" * 200 + b"1.5,2\n",  # int inferred, float later
+        b"a,b\n" + b"1,2\n" * 200 + b"99999999999999999999,2\n",
+        b"a,b\n" + b"1,2\n" * 50 + b"\n" + b"1,2\n" * 50,  # a blank line: pandas skips it
+        b"a,b\n" + b"1,2\n" * 50 + b"1,2,3\n",
+        b"a,b\n" + b"1,2\n" * 50 + b"1\n",
+        b"a,b\n1,2,3\n" + b"1,2\n" * 50,  # implicit index
+        b'a,b\n"1",2\n' + b"1,2\n" * 50,
+        b"a,a\n" + b"1,2\n" * 50,
+        b"a, b\n" + b"1,2\n" * 50,
+        b"a,b\n" + b"true,2\n" * 50,
+        b"a,b\n" + b"1, 2\n" * 50,
+        b"a,b\n" + b"1,\xff\n" * 50,
+        b"a,b\n",
+        b"a\n" + b"1\n" * 50,
+    ],
+)
+def test_polars_reader_declines_when_not_sure(polars_loaded, body):
+    assert polars_loaded.read_numeric_csv_polars(body) is None
+
+
+def test_polars_reader_is_off_until_loaded(monkeypatch):
+    from drum.model import fastcsv
+
+    monkeypatch.setattr(fastcsv, "_polars", None)
+    assert fastcsv.read_numeric_csv_polars(b"a,b\n1,2\n") is None
+
+
+def test_large_bodies_go_to_polars_then_to_pandas_parts(polars_loaded, monkeypatch):
+    calls: list[str] = []
+    parts = polars_loaded.read_large_numeric_csv
+    monkeypatch.setattr(polars_loaded, "read_large_numeric_csv", lambda data: calls.append("parts") or parts(data))
+    body = _random_numeric_csv(random.Random(1), 60000, 10, "f")
+    assert len(body) >= polars_loaded.MIN_PARALLEL_BYTES
+    _assert_pandas_frame(codecs.read_structured_input(body, "text/csv"), pd.read_csv(io.BytesIO(body)))
+    assert calls == []
+    blank = body.replace(b"\n", b"\n\n", 1)  # polars declines a blank line; the parts read it as pandas does
+    _assert_same_frame(codecs.read_structured_input(blank, "text/csv"), pd.read_csv(io.BytesIO(blank)))
+    assert calls == ["parts"]
+
+
+@pytest.mark.parametrize(("target", "predictor", "setting", "loads"), [
+    ("REGRESSION", True, None, True), ("BINARY", True, "true", True), ("UNSTRUCTURED", True, None, False),
+    ("REGRESSION", False, None, False), ("REGRESSION", True, "false", False),
+])  # fmt: skip
+def test_csv_reader_is_loaded_for_structured_models_only(monkeypatch, target, predictor, setting, loads):
+    from types import SimpleNamespace
+
+    from drum.cli import server
+    from drum.model.target import TargetType
+
+    calls: list[bool] = []
+    monkeypatch.setattr(server, "load_polars", lambda: calls.append(True) or True)
+    if setting is None:
+        monkeypatch.delenv("DRUM_POLARS_CSV", raising=False)
+    else:
+        monkeypatch.setenv("DRUM_POLARS_CSV", setting)
+    context = SimpleNamespace(predictor=object() if predictor else None, target_type=TargetType[target])
+    server.load_csv_reader(context)  # type: ignore[arg-type]
+    assert calls == ([True] if loads else [])

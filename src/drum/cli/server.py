@@ -18,8 +18,10 @@ from collections.abc import Callable
 from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
+from drum.model.fastcsv import load_polars
 from drum.model.monitoring import attach_monitor, check_available
 from drum.model.predictor import ModelConfig, Predictor
+from drum.model.target import TargetType
 from drum.observability.metrics import prepare_multiprocess_dir
 from drum.observability.stats import RequestTimes
 from drum.observability.tracing import setup_otel, shutdown_otel
@@ -84,10 +86,22 @@ def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> P
     return OpenAIBackendPredictor(config, kind).load()
 
 
-def load_context(options: argparse.Namespace, server_name: str = "fastapi") -> ServingContext:
-    """The loaded model; with --with-error-server a failure gives the context that answers 513."""
+def load_csv_reader(context: ServingContext) -> None:
+    """Load polars for large CSV bodies (DRUM_POLARS_CSV) when the model takes structured input; in the
+    process that serves requests, after any fork."""
+    if context.predictor is None or context.target_type == TargetType.UNSTRUCTURED:
+        return
+    if get_setting("DRUM_POLARS_CSV") and not load_polars():
+        logger.info("polars is not installed: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")
+
+
+def load_context(options: argparse.Namespace, server_name: str = "fastapi", csv_reader: bool = True) -> ServingContext:
+    """The loaded model; with --with-error-server a failure gives the context that answers 513.
+    `csv_reader`: also load the large-CSV reader (False when this process forks its request handlers)."""
     try:
         context = build_context(options)
+        if csv_reader:
+            load_csv_reader(context)
     except Exception as exc:
         if not options.with_error_server:
             raise

@@ -29,20 +29,21 @@ GUNICORN_APP = "drum.servers.flask.run:gunicorn_app()"
 GUNICORN_CONFIG = "python:drum.servers.flask.gunicorn_conf"
 
 
-def load_context(options: argparse.Namespace, server_name: str) -> ServingContext:
-    """The model (or the 513 error context), labelled for /info/'s drumServer."""
+def load_context(options: argparse.Namespace, server_name: str, forks: bool = False) -> ServingContext:
+    """The model (or the 513 error context), labelled for /info/'s drumServer; `forks`: this process forks
+    a child per request (werkzeug with 2+ processes), which must not inherit polars' threads."""
     from drum.cli.server import load_context as load
 
-    return load(options, server_name)
+    return load(options, server_name, csv_reader=not forks)
 
 
-def build_app(options: argparse.Namespace, server_name: str) -> Flask:
+def build_app(options: argparse.Namespace, server_name: str, forks: bool = False) -> Flask:
     from drum.servers.flask.app import FlaskAppConfig, create_flask_app
     from drum.servers.flask.extensions import load_flask_extension
 
     extend = load_flask_extension(options.code_dir)
     config = FlaskAppConfig(
-        context=load_context(options, server_name),
+        context=load_context(options, server_name, forks),
         url_prefix=url_prefix(),
         max_upload_size=get_setting("DRUM_FASTAPI_MAX_UPLOAD_SIZE"),
         extend=extend,
@@ -57,7 +58,7 @@ class TimeoutRequestHandler(WSGIRequestHandler):
 
 
 def run_werkzeug(options: argparse.Namespace, host: str, port: int, workers: int) -> int:
-    app = build_app(options, "flask")
+    app = build_app(options, "flask", forks=workers > 1)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     run_simple(host, port, app, threaded=False, processes=workers, request_handler=TimeoutRequestHandler)
     return 0
