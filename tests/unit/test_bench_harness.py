@@ -182,19 +182,22 @@ def test_batching_table_compares_p95_at_one_connection() -> None:
     results = _results()
     assert report.batching_table(results) is None  # no batching server in the run
     low = {"requests": 100, "errors": 0, "p50_ms": 2.0, "p99_ms": 4.0, "rps": 400.0, "error": None, "connections": 1,
-           "peak_rss_mb": 100.0}  # fmt: skip
+           "peak_rss_mb": 100.0, "model": "regression"}  # fmt: skip
     results["rows"] += [
         {**low, "case": "csv1-c1", "server": "fastapi", "p95_ms": 2.0},
         {**low, "case": "csv1-c1", "server": "fastapi-batching", "p95_ms": 2.3},
         {**low, "case": "csv100-c1", "server": "fastapi", "p95_ms": 2.0},
         {**low, "case": "csv100-c1", "server": "fastapi-batching", "p95_ms": 2.6},
         {**low, "case": "csv1-c8", "server": "fastapi-batching", "p95_ms": 9.0, "connections": 8},
+        {**low, "case": "chat-c1", "server": "fastapi", "p95_ms": 2.0, "model": "chat"},
+        {**low, "case": "chat-c1", "server": "fastapi-batching", "p95_ms": 3.0, "model": "chat"},
     ]
     table = report.batching_table(results)
     assert table is not None
     assert "| csv1-c1 | 2.0 | 2.3 | 1.15× | yes |" in table
     assert "| csv100-c1 | 2.0 | 2.6 | 1.30× | no |" in table
     assert "csv1-c8" not in table  # only one connection is low load
+    assert "chat-c1" not in table  # never batched
     assert "Adaptive batching at low load" in report.markdown(results)
 
 

@@ -364,3 +364,26 @@ def test_csv_reader_is_loaded_for_structured_models_only(monkeypatch, target, pr
     context = SimpleNamespace(predictor=object() if predictor else None, target_type=TargetType[target])
     server.load_csv_reader(context)  # type: ignore[arg-type]
     assert calls == ([True] if loads else [])
+
+
+def test_load_polars_without_polars_or_with_a_broken_one(monkeypatch, caplog):
+    import sys
+    from types import SimpleNamespace
+
+    from drum.model import fastcsv
+
+    monkeypatch.setattr(fastcsv, "_polars", None)
+    monkeypatch.setitem(sys.modules, "polars", None)  # not installed: import fails
+    assert fastcsv.load_polars() is False
+
+    class Panic(BaseException):
+        pass
+
+    def broken(data):
+        raise Panic("illegal instruction")
+
+    fake = SimpleNamespace(read_csv=broken, exceptions=SimpleNamespace(PanicException=Panic))
+    monkeypatch.setitem(sys.modules, "polars", fake)
+    assert fastcsv.load_polars() is False
+    assert "polars does not work here" in caplog.text
+    assert fastcsv._polars is None and fastcsv.read_numeric_csv_polars(b"a,b\n1,2\n") is None
