@@ -184,6 +184,19 @@ def _clean(attributes: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _message(attributes: dict[str, Any], kind: str, i: int, message: dict[str, Any]) -> dict[str, Any]:
+    """Set message `i`'s `gen_ai.<kind>.*` attributes (the last content also as `gen_ai.<kind>`); its
+    entry of `gen_ai.input.messages` / `gen_ai.output.messages`."""
+    role, content = message.get("role"), message.get("content")
+    attributes[f"gen_ai.{kind}.{i}.role"] = role
+    attributes[f"gen_ai.{kind}.{i}.content"] = content
+    attributes[f"gen_ai.{kind}"] = content
+    entry: dict[str, Any] = {"role": role}
+    if parts := _content_parts(content):
+        entry["parts"] = parts
+    return entry
+
+
 def chat_request_attributes(params: Any) -> dict[str, Any]:
     params = params if isinstance(params, dict) else {}
     attributes: dict[str, Any] = {"gen_ai.request.model": params.get("model")}
@@ -191,14 +204,7 @@ def chat_request_attributes(params: Any) -> dict[str, Any]:
     for i, message in enumerate(params.get("messages") or []):
         if not isinstance(message, dict):
             continue
-        role, content = message.get("role"), message.get("content")
-        attributes[f"gen_ai.prompt.{i}.role"] = role
-        attributes[f"gen_ai.prompt.{i}.content"] = content
-        attributes["gen_ai.prompt"] = content
-        entry: dict[str, Any] = {"role": role}
-        if parts := _content_parts(content):
-            entry["parts"] = parts
-        messages.append(entry)
+        messages.append(_message(attributes, "prompt", i, message))
     if messages:
         attributes["gen_ai.input.messages"] = json.dumps(messages)
     return _clean(attributes)
@@ -212,13 +218,7 @@ def chat_response_attributes(response: Any) -> dict[str, Any]:
         if not isinstance(choice, dict):
             continue
         message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-        role, content = message.get("role"), message.get("content")
-        attributes[f"gen_ai.completion.{i}.role"] = role
-        attributes[f"gen_ai.completion.{i}.content"] = content
-        attributes["gen_ai.completion"] = content
-        entry: dict[str, Any] = {"role": role}
-        if parts := _content_parts(content):
-            entry["parts"] = parts
+        entry = _message(attributes, "completion", i, message)
         if choice.get("finish_reason") is not None:
             entry["finish_reason"] = choice["finish_reason"]
         messages.append(entry)
