@@ -2,7 +2,10 @@
 
 import io
 import itertools
+import os
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -387,3 +390,36 @@ def test_load_polars_without_polars_or_with_a_broken_one(monkeypatch, caplog):
     assert fastcsv.load_polars() is False
     assert "polars does not work here" in caplog.text
     assert fastcsv._polars is None and fastcsv.read_numeric_csv_polars(b"a,b\n1,2\n") is None
+
+
+FORK_PROBE = """
+import os, sys
+from drum.model import fastcsv
+
+assert fastcsv.load_polars()
+body = b"a,b\\n" + b"0.123456789,42\\n" * 80000
+assert len(body) >= fastcsv.MIN_PARALLEL_BYTES
+pid = os.fork()
+if pid == 0:  # polars' threads are gone here: the reader must not touch polars (a read would hang)
+    frame = fastcsv.read_plain_numeric_csv(body)
+    ok = frame is not None and frame.shape == (80000, 2) and not fastcsv.load_polars()
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), fastcsv.read_numeric_csv_polars(body) is not None)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_process_forked_after_polars_started_reads_with_pandas():
+    import signal
+
+    probe = subprocess.Popen([sys.executable, "-c", FORK_PROBE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, start_new_session=True)  # fmt: skip
+    try:
+        stdout, stderr = probe.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(probe.pid, signal.SIGKILL)  # the hung child too
+        probe.communicate()
+        pytest.fail("the forked child hung reading with polars")
+    assert probe.returncode == 0, stderr[-2000:]
+    assert stdout.split() == ["0", "True"]  # the child read with pandas; the parent still uses polars

@@ -136,7 +136,9 @@ SETTINGS: tuple[Setting, ...] = (
         "reader when polars is installed (it is a dependency): ~2.5x faster than pandas on 2 cores, same "
         "frame. polars is loaded at start-up for models that take structured input (~0.2 s and ~60 MB "
         "of idle RSS); it reads with one thread per CPU in each worker process (polars' own "
-        "POLARS_MAX_THREADS lowers that). false: such bodies are read by pandas in parallel parts.",
+        "POLARS_MAX_THREADS lowers that); a model whose forked processes use polars themselves needs "
+        "false (or multiprocessing's spawn start method). false: such bodies are read by pandas in "
+        "parallel parts.",
     ),
     Setting(
         "DRUM_OPENBLAS_THREAD_TIMEOUT", "int", 4,

@@ -109,14 +109,24 @@ def read_plain_numeric_csv(data: bytes) -> pd.DataFrame | None:
 
 
 _polars: ModuleType | None = None
+#: True in a process forked after polars' threads started: they are gone there, and a read would hang.
+_forked_after_polars = False
+
+
+def _forget_polars() -> None:
+    global _polars, _forked_after_polars
+    _polars, _forked_after_polars = None, True
 
 
 def load_polars() -> bool:
     """Import polars and start its threads (one tiny read), so that `read_numeric_csv_polars` uses it;
-    False when it is not installed. Called once per serving process at start-up, after any fork (polars'
-    threads do not survive one): the import costs ~0.2 s and ~60 MB that a request would otherwise pay."""
+    False when it is not installed or works not. Called once per serving process at start-up, after any
+    fork of the server's own: the import costs ~0.2 s and ~60 MB that a request would otherwise pay. A
+    process forked later (by model code) reads with pandas: polars' threads do not survive a fork."""
     global _polars
     if _polars is None:
+        if _forked_after_polars:
+            return False
         try:
             import polars
         except ImportError:
@@ -127,6 +137,8 @@ def load_polars() -> bool:
             logger.warning("polars does not work here (%s): large CSV bodies are read by pandas", exc)
             return False
         _polars = polars
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_forget_polars)
     return True
 
 
