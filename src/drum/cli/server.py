@@ -48,8 +48,9 @@ def parse_address(address: str) -> tuple[str, int]:
         raise DrumCommonException(f"Invalid --address {address!r}: the port must be a number") from None
 
 
-def build_context(options: argparse.Namespace) -> ServingContext:
-    """Load the model (hooks, artifact) and everything the handlers need."""
+def build_context(options: argparse.Namespace, csv_reader: bool = True) -> ServingContext:
+    """Load the model (hooks, artifact) and everything the handlers need; `csv_reader`: also the
+    large-CSV reader (`load_csv_reader`; False when this process forks its request handlers)."""
     from drum.cli.model_setup import model_config
 
     config, metadata = model_config(options)
@@ -60,7 +61,7 @@ def build_context(options: argparse.Namespace) -> ServingContext:
     else:
         predictor = Predictor(config).load()
     attach_monitor(predictor, options)
-    return ServingContext(
+    context = ServingContext(
         predictor=predictor,
         target_type=config.target_type,
         code_dir=config.code_dir,
@@ -69,6 +70,9 @@ def build_context(options: argparse.Namespace) -> ServingContext:
         deployment_config=deployment_config,
         times=RequestTimes(bool(getattr(options, "show_perf", False))),
     )
+    if csv_reader:
+        load_csv_reader(context)
+    return context
 
 
 def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> Predictor:
@@ -92,16 +96,14 @@ def load_csv_reader(context: ServingContext) -> None:
     if context.predictor is None or context.target_type == TargetType.UNSTRUCTURED:
         return
     if get_setting("DRUM_POLARS_CSV") and not load_polars():
-        logger.info("polars is not installed: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")
+        logger.info("polars is not available: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")
 
 
 def load_context(options: argparse.Namespace, server_name: str = "fastapi", csv_reader: bool = True) -> ServingContext:
     """The loaded model; with --with-error-server a failure gives the context that answers 513.
-    `csv_reader`: also load the large-CSV reader (False when this process forks its request handlers)."""
+    `csv_reader`: as in `build_context`."""
     try:
-        context = build_context(options)
-        if csv_reader:
-            load_csv_reader(context)
+        context = build_context(options, csv_reader)
     except Exception as exc:
         if not options.with_error_server:
             raise

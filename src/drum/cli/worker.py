@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-
-if TYPE_CHECKING:
-    from drum.serving.handlers import ServingContext
 
 
 def create_worker_app() -> FastAPI:
     from drum.cli.parser import parse_args
-    from drum.cli.server import ARGV_ENV, app_config, build_context, load_csv_reader, report_load_error
+    from drum.cli.server import ARGV_ENV, app_config, build_context, report_load_error
     from drum.observability.logging import setup_logging
     from drum.observability.tracing import setup_otel
     from drum.servers.fastapi.app import create_app
@@ -29,13 +25,8 @@ def create_worker_app() -> FastAPI:
     setup_otel(options.max_workers)  # after logging: its log handler joins the root logger
     os.environ["MAX_WORKERS"] = "1"
     os.environ.pop("MLOPS_RUNTIME_PARAM_CUSTOM_MODEL_WORKERS", None)
-    def load() -> ServingContext:
-        context = build_context(options)
-        load_csv_reader(context)
-        return context
-
     try:
-        return create_app(app_config(options, load))
+        return create_app(app_config(options, lambda: build_context(options)))
     except Exception as exc:  # e.g. custom_fastapi.py's init_app failing: stop, do not restart forever
         report_load_error(exc, options)
         raise
