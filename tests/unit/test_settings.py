@@ -45,11 +45,56 @@ def test_bool_and_choice_parsing():
     assert get_setting("DRUM_SERVER_TYPE", server) == "fastapi"
 
 
-def test_malformed_runtime_parameter_falls_back():
+@pytest.mark.parametrize(
+    ("name", "raw", "expected"),
+    [
+        ("DRUM_SERVER_TYPE", "fastapi", "fastapi"),  # the migration guide's own line
+        ("DRUM_SERVER_TYPE", "Gunicorn", "gunicorn"),
+        ("DRUM_FASTAPI_EXECUTOR_WORKERS", "4", 4),
+        ("DRUM_CLIENT_REQUEST_TIMEOUT", "30", 30),
+        ("DRUM_FASTAPI_ENABLE_DOCS", "true", True),
+        ("DRUM_CORS_ORIGINS", "http://a.example, http://b.example", "http://a.example, http://b.example"),
+        ("DRUM_CORS_ORIGINS", '"quoted"', '"quoted"'),  # JSON, but not an object: the text itself
+    ],
+)
+def test_runtime_parameter_accepts_a_plain_value(name, raw, expected):
     warnings = []
-    env = {"MLOPS_RUNTIME_PARAM_DRUM_CLIENT_REQUEST_TIMEOUT": "30"}
-    assert get_setting("DRUM_CLIENT_REQUEST_TIMEOUT", env, warnings.append) == 600
-    assert warnings
+    assert get_setting(name, {f"MLOPS_RUNTIME_PARAM_{name}": raw}, warnings.append) == expected
+    assert warnings == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("many", "valid: 1..256"),
+        ('{"type": "numeric"}', '"type" and "payload"'),
+        ('{"type": "numeric", "payload": "x"}', '"type" must be one of string, boolean'),
+        ('{"type": "numeric", "payload": 999}', "valid: 1..256"),
+    ],
+)
+def test_bad_runtime_parameter_warns_once_readably_and_uses_default(raw, reason):
+    warnings = []
+    env = {"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_EXECUTOR_WORKERS": raw}
+    assert get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS", env, warnings.append) == 1
+    assert len(warnings) == 1
+    assert "MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_EXECUTOR_WORKERS" in warnings[0] and reason in warnings[0]
+    assert "DataError" not in warnings[0] and "using default 1" in warnings[0]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DRUM_SERVER_TYPE": "tornado"},
+        {"MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE": "tornado"},
+        {"MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE": rp("tornado", "string")},
+        {"MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE": '{"payload": "fastapi"}'},
+    ],
+)
+def test_invalid_server_type_is_one_startup_error(env):
+    warnings = []
+    with pytest.raises(SettingError, match="fastapi, uvicorn, flask, werkzeug, gunicorn|\"type\" and \"payload\""):
+        get_setting("DRUM_SERVER_TYPE", env, warnings.append)
+    assert warnings == []  # never "ignoring ... using default" before failing
 
 
 def test_missing_tls_file_is_a_startup_error(tmp_path):

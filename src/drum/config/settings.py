@@ -1,27 +1,32 @@
 """The one table of server settings. Each is read from a runtime parameter (`MLOPS_RUNTIME_PARAM_<NAME>`)
 or, failing that, a plain environment variable of the same name.
 
-Invalid values never crash the server: they log a warning naming the setting, the value and the
-valid range, and the default is used. The README's settings table is generated from `SETTINGS`.
+A runtime parameter holds either DRUM's JSON payload (`{"type": "string", "payload": "fastapi"}`) or a
+plain value (`fastapi`, `4`), as a plain environment variable does. An invalid value logs one warning
+naming the setting, the value and the valid range, and the default is used; the few settings whose
+`invalid` is "error" (the server type, TLS files) stop the server at start-up instead.
+docs/settings.md's table is generated from `SETTINGS`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from drum.config.boolean import to_bool
-from drum.config.runtime_params import RuntimeParameters
+from drum.config.runtime_params import RuntimeParameters, RuntimeParameterTypes
+from drum.config.runtime_params_errors import RuntimeParameterException
 from drum.errors import DrumCommonException
 
 logger = logging.getLogger("drum.config.settings")
 
 
 class SettingError(DrumCommonException):
-    """A setting whose invalid value stops the server at startup (TLS files)."""
+    """A setting whose invalid value stops the server at startup (server type, TLS files)."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class Setting:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] | None = None
+    #: What an invalid value does: "default" (a warning, then the default) or "error" (start-up fails).
+    invalid: str = "default"
 
     def valid_range(self) -> str:
         if self.choices:
@@ -74,7 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
         "HTTP server: fastapi/uvicorn (default); flask/werkzeug (Flask dev server) or gunicorn (Flask "
         "under gunicorn) need `pip install 'drum[flask]'` and log a deprecation warning. Unset: FastAPI, "
         "or Flask for a code dir with only custom_flask.py.",
-        choices=("fastapi", "uvicorn", "flask", "werkzeug", "gunicorn"),
+        choices=("fastapi", "uvicorn", "flask", "werkzeug", "gunicorn"), invalid="error",
     ),
     Setting(
         "DRUM_FASTAPI_ENABLED", "bool", True,
@@ -329,38 +336,67 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 
-def _raw(name: str, environ: dict[str, str]) -> Any:
+def runtime_param_value(raw: str) -> Any:
+    """The value of a setting's `MLOPS_RUNTIME_PARAM_*` variable: the payload of DRUM's JSON
+    `{"type": ..., "payload": ...}`, else the text itself as a plain value (`fastapi`, `4`, `true`).
+    Raises ValueError, with a readable reason, for a JSON object that is not a valid payload."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(value, dict):
+        return raw
+    if "payload" not in value or "type" not in value:
+        raise ValueError('a JSON object needs "type" and "payload" keys, e.g. {"type": "string", "payload": "x"}')
+    try:
+        return RuntimeParameters.parse_payload(raw)
+    except RuntimeParameterException:
+        types = ", ".join(t.value for t in RuntimeParameterTypes)
+        raise ValueError(f'its "type" must be one of {types}, with a payload of that type') from None
+
+
+def _raw(name: str, environ: Mapping[str, str]) -> tuple[Any, str]:
+    """The raw value of a setting and the variable it came from (runtime parameter first)."""
     namespaced = RuntimeParameters.namespaced_param_name(name)
     if namespaced in environ:
-        return RuntimeParameters.parse_payload(environ[namespaced])
-    return environ.get(name)
+        return runtime_param_value(environ[namespaced]), namespaced
+    return environ.get(name), name
 
 
-def get_setting(name: str, environ: dict[str, str] | None = None, warn: Callable[[str], None] | None = None) -> Any:
+def get_setting(
+    name: str, environ: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None
+) -> Any:
     """The value of a declared setting: runtime parameter, else env var, else the default."""
     setting = _BY_NAME[name]
-    env = dict(os.environ) if environ is None else environ
+    env = os.environ if environ is None else environ
+    warn = warn or logger.warning
     try:
-        raw = _raw(name, env)
-    except Exception as exc:  # noqa: BLE001 - a malformed runtime parameter falls back like a bad value
-        raw, error = None, exc
-        (warn or logger.warning)(f"Ignoring runtime parameter {name}: {error}; using default {setting.default!r}")
+        raw, source = _raw(name, env)
+    except ValueError as exc:
+        source = RuntimeParameters.namespaced_param_name(name)
+        shown = "<hidden>" if setting.type == "secret" else repr(env[source])
+        return _invalid(setting, f"Invalid value {shown} for {source}: {exc}", warn)
     if raw is None or raw == "":
         return setting.default
     try:
         return setting.parse(raw)
     except (ValueError, TypeError):
         shown = "<hidden>" if setting.type == "secret" else repr(raw)
-        (warn or logger.warning)(
-            f"Invalid value {shown} for {name} (valid: {setting.valid_range()}); using default {setting.default!r}"
-        )
-        return setting.default
+        return _invalid(setting, f"Invalid value {shown} for {source} (valid: {setting.valid_range()})", warn)
+
+
+def _invalid(setting: Setting, message: str, warn: Callable[[str], None]) -> Any:
+    if setting.invalid == "error":
+        raise SettingError(message)
+    warn(f"{message}; using default {setting.default!r}")
+    return setting.default
 
 
 def settings_table() -> str:
-    """The README's settings table, generated from `SETTINGS`."""
-    rows = ["| Setting | Type | Default | Valid | Meaning |", "|---|---|---|---|---|"]
+    """The settings table of docs/settings.md, generated from `SETTINGS`."""
+    rows = ["| Setting | Type | Default | Valid | Invalid value | Meaning |", "|---|---|---|---|---|---|"]
     for s in SETTINGS:
         default = "unset" if s.default is None else str(s.default).lower() if s.type == "bool" else str(s.default)
-        rows.append(f"| `{s.name}` | {s.type} | {default} | {s.valid_range()} | {s.description} |")
+        invalid = "start-up error" if s.invalid == "error" or s.type == "path" else "warning, default"
+        rows.append(f"| `{s.name}` | {s.type} | {default} | {s.valid_range()} | {invalid} | {s.description} |")
     return "\n".join(rows)

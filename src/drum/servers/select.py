@@ -27,12 +27,7 @@ MIGRATION_GUIDE = "the migration guide (custom_flask.py -> custom_fastapi.py)"
 def select_server(code_dir: str | os.PathLike[str] | None = None) -> str:
     """Returns "fastapi", "flask" (werkzeug) or "gunicorn"; raises `DrumCommonException` for what cannot run."""
 
-    def invalid(message: str) -> None:
-        raise DrumCommonException(
-            f"{message}. Valid DRUM_SERVER_TYPE values: {', '.join(VALID_NAMES)} (or unset for FastAPI)."
-        )
-
-    server_type = get_setting("DRUM_SERVER_TYPE", warn=invalid)
+    server_type = get_setting("DRUM_SERVER_TYPE")  # an invalid value is a SettingError naming the valid ones
     if server_type is None and code_dir is not None and _only_flask_extension(code_dir):
         if not flask_installed():
             raise DrumCommonException(
