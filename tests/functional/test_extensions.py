@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from support import JSON, assert_error, free_port, run_drum, runtime_param, serve
 
 from drum.errors import DrumCommonException
-from drum.servers.fastapi.extensions import check_flask_extension, find_files, load_fastapi_extension
+from drum.model.code_dir import find_files
+from drum.servers.fastapi.extensions import check_flask_extension, load_fastapi_extension
 
 REGRESSION = """
     import pandas as pd

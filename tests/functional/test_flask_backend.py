@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support import assert_json, free_port, run_drum, serve, server_pool
 
+from drum.config.settings import Settings
 from drum.errors import DrumCommonException
 from drum.servers import select
 
@@ -214,7 +215,7 @@ def _select(monkeypatch, code_dir: Path | None = None, installed: bool = True, *
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(select, "flask_installed", lambda: installed)
-    return select.select_server(code_dir)
+    return select.select_server(Settings.read(), code_dir)
 
 
 @pytest.mark.parametrize(

@@ -128,13 +128,16 @@ def test_saturation_gives_503_with_retry_after_and_ping_still_answers(limited_se
     assert len(results) == 2  # both slow requests were answered (200, or 504 on a very loaded machine)
 
 
-def test_invalid_settings_fall_back_with_a_warning(drum_server, model_dir):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_invalid_settings_fall_back_with_one_warning(drum_server, model_dir, workers):
+    """Settings are read once, in the parent: worker processes never warn again."""
     code_dir = model_dir(SLOW_MODEL)
     env = {"MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_EXECUTOR_WORKERS": runtime_param(0, "numeric")}
-    server = drum_server(code_dir, "--target-type", "regression", env=env)
+    server = drum_server(code_dir, "--target-type", "regression", "--max-workers", workers, env=env)
     response = server.post("/predict/", data=sleep_csv(0), headers={"Content-Type": "text/csv"})
     assert response.status_code == 200
-    assert "Invalid value 0 for DRUM_FASTAPI_EXECUTOR_WORKERS (valid: 1..256); using default 1" in server.log()
+    warning = "Invalid value 0 for MLOPS_RUNTIME_PARAM_DRUM_FASTAPI_EXECUTOR_WORKERS (valid: 1..256); using default 1"
+    assert server.log().count(warning) == 1, server.log()
 
 
 def test_docs_off_by_default_and_on_when_enabled(drum_server, model_dir):

@@ -1,4 +1,4 @@
-"""DRUM_MALLOC_MMAP_THRESHOLD: the FastAPI app fixes glibc's mmap threshold to the setting, or leaves
+"""DRUM_MALLOC_MMAP_THRESHOLD: the serving runtime fixes glibc's mmap threshold to the setting, or leaves
 glibc's dynamic threshold alone when it is 0."""
 
 from __future__ import annotations
@@ -8,30 +8,28 @@ import sys
 
 import pytest
 
-from drum.cli.parser import parse_args
-from drum.cli.server import app_config
-from drum.servers.fastapi import app as fastapi_app
+from drum.config.server_config import ServerConfig
+from drum.model.target import TargetType
+from drum.serving import runtime as runtime_module
+from drum.serving.handlers import ServingContext
 
 
 @pytest.mark.parametrize(("value", "expected"), [(None, [2097152]), ("1048576", [1048576]), ("0", [])])
-def test_mmap_threshold_follows_the_setting(monkeypatch, tmp_path, value, expected):
-    if value is None:
-        monkeypatch.delenv("DRUM_MALLOC_MMAP_THRESHOLD", raising=False)
-    else:
-        monkeypatch.setenv("DRUM_MALLOC_MMAP_THRESHOLD", value)
+def test_mmap_threshold_follows_the_setting(monkeypatch, value, expected):
+    env = {} if value is None else {"DRUM_MALLOC_MMAP_THRESHOLD": value}
     calls: list[int] = []
-    monkeypatch.setattr(fastapi_app, "fix_mmap_threshold", lambda threshold: calls.append(threshold) or True)
-    (tmp_path / "custom.py").write_text("def load_model(code_dir):\n    return 1\n")
-    argv = ["server", "--code-dir", str(tmp_path), "--address", "127.0.0.1:0", "--target-type", "regression"]
-    options = parse_args(argv, environ={})
-    config = app_config(options, load=lambda: None)  # type: ignore[arg-type, return-value]
-    fastapi_app.create_app(config)
+    monkeypatch.setattr(runtime_module, "fix_mmap_threshold", lambda threshold: calls.append(threshold) or True)
+    options = type("Options", (), {"code_dir": ".", "address": "127.0.0.1:0"})()
+    config = ServerConfig.from_options(options, env)
+    runtime = runtime_module.Runtime(config, lambda: ServingContext(None, TargetType.REGRESSION, "."))
+    runtime.start()
+    runtime.stop()
     assert calls == expected
 
 
 PROBE = """
 import ctypes, resource, sys
-from drum.servers.fastapi.malloc import fix_mmap_threshold
+from drum.serving.malloc import fix_mmap_threshold
 
 assert fix_mmap_threshold(int(sys.argv[1]))
 libc = ctypes.CDLL("libc.so.6")
@@ -63,7 +61,7 @@ def test_blocks_below_the_threshold_are_reused_not_faulted_in_again(threshold, r
 PARSE_PROBE = """
 import random, resource, sys
 from drum.model import fastcsv
-from drum.servers.fastapi.malloc import fix_mmap_threshold
+from drum.serving.malloc import fix_mmap_threshold
 
 assert fix_mmap_threshold(2 << 20)  # the server's default
 if len(sys.argv) > 1:  # pandas' own read size and fixed 16,384-row chunks

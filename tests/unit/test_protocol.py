@@ -127,29 +127,38 @@ def test_bodies_over_the_upload_limit_keep_uvicorns_pieces():
     assert len(messages) > 1 and b"".join(m["body"] for m in messages) == large
 
 
-def test_limits_come_from_the_settings(monkeypatch):
-    monkeypatch.setenv("URL_PREFIX", "/v1")
-    monkeypatch.setenv("DRUM_FASTAPI_MAX_UPLOAD_SIZE", str(WHOLE_BODY_MIN_BYTES * 2))
-    from drum.servers.fastapi import protocol
+def test_limits_come_from_the_server_config():
+    from drum.config.server_config import ServerConfig
+    from drum.servers.fastapi.protocol import configure_whole_bodies
 
-    protocol._settings.cache_clear()
+    env = {"URL_PREFIX": "/v1", "DRUM_FASTAPI_MAX_UPLOAD_SIZE": str(WHOLE_BODY_MIN_BYTES * 2)}
+    saved = (WholeBodyHttpToolsProtocol.max_body, WholeBodyHttpToolsProtocol.streamed_prefixes,
+             WholeBodyHttpToolsProtocol.budget)  # fmt: skip
     try:
-        limit, prefixes, budget = protocol._settings()
-        assert (limit, prefixes) == (WHOLE_BODY_MIN_BYTES * 2, ("/v1/directAccess/", "/v1/nim/"))
+        configure_whole_bodies(ServerConfig.from_options(_Options(), env))
+        assert WholeBodyHttpToolsProtocol.max_body == WHOLE_BODY_MIN_BYTES * 2
+        assert WholeBodyHttpToolsProtocol.streamed_prefixes == ("/v1/directAccess/", "/v1/nim/")
+        budget = WholeBodyHttpToolsProtocol.budget
         assert budget is not None and budget.limit == 64 << 20
-        monkeypatch.setenv("DRUM_FASTAPI_BODY_BUFFER_SIZE", "0")
-        protocol._settings.cache_clear()
-        assert protocol._settings()[2] is None
+        configure_whole_bodies(ServerConfig.from_options(_Options(), {**env, "DRUM_FASTAPI_BODY_BUFFER_SIZE": "0"}))
+        assert WholeBodyHttpToolsProtocol.budget is None
     finally:
-        protocol._settings.cache_clear()
+        (WholeBodyHttpToolsProtocol.max_body, WholeBodyHttpToolsProtocol.streamed_prefixes,
+         WholeBodyHttpToolsProtocol.budget) = saved  # fmt: skip
+
+
+class _Options:
+    code_dir = "."
+    address = "127.0.0.1:0"
 
 
 def test_the_server_config_uses_the_protocol_and_it_pickles_by_name():
     import pickle
 
+    from drum.config.server_config import ServerConfig
     from drum.servers.fastapi.run import uvicorn_config
 
-    config = uvicorn_config(_echo_app([]), "127.0.0.1", 0, "warning")
+    config = uvicorn_config(_echo_app([]), ServerConfig.from_options(_Options(), {}))
     assert config.http is WholeBodyHttpToolsProtocol
     assert pickle.loads(pickle.dumps(config.http)) is WholeBodyHttpToolsProtocol
 

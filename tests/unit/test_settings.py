@@ -7,7 +7,7 @@ import pytest
 
 from drum.config.settings import SETTINGS, SettingError, get_setting, settings_table
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 
 def rp(value, type_="numeric"):
@@ -115,7 +115,7 @@ def test_secret_values_are_not_logged():
 
 
 def test_readme_table_is_generated_from_settings():
-    """Run `python tools/update_readme.py` when this fails."""
+    """docs/settings.md's table: run `python tools/update_docs.py` when this fails."""
     assert settings_table() in README.read_text()
 
 

@@ -18,30 +18,32 @@ SCHEMA_VALIDATION_EXIT_CODE = 3
 def main(argv: list[str] | None = None) -> int:
     from drum.cli.parser import parse_args, resolve_max_workers
     from drum.config.runtime_params import load_runtime_params_file
+    from drum.config.settings import get_setting
     from drum.observability.logging import setup_logging
 
     options = parse_args(argv)
-    setup_logging(getattr(options, "logging_level", None) or "warning")
-    show_stacktrace = bool(getattr(options, "show_stacktrace", False))
+    setup_logging(getattr(options, "logging_level", None) or "warning", get_setting("DRUM_JSON_LOGGING"))
     try:
         if getattr(options, "runtime_params_file", None):
             load_runtime_params_file(options.runtime_params_file, options.code_dir)
             resolve_max_workers(options)
         return _dispatch(options, argv)
-    except DrumSchemaValidationException as exc:
-        _report(exc, show_stacktrace)
-        return SCHEMA_VALIDATION_EXIT_CODE
-    except KeyboardInterrupt:
+    except BaseException as exc:  # noqa: BLE001 - every failure ends with a message and an exit code
+        if isinstance(exc, SystemExit):
+            raise
+        return report_error(exc, bool(getattr(options, "show_stacktrace", False)))
+
+
+def report_error(exc: BaseException, show_stacktrace: bool) -> int:
+    """Print `exc` as drum reports errors (`ERROR: ...`, with the traceback when asked for or when it is
+    not one of drum's own errors); returns the exit code: 3 for a schema validation error, 130 for an
+    interrupt, else 1."""
+    if isinstance(exc, KeyboardInterrupt):
         return 130
-    except Exception as exc:  # noqa: BLE001 - every failure ends with a message and exit code 1
-        _report(exc, show_stacktrace or not isinstance(exc, DrumCommonException))
-        return 1
-
-
-def _report(exc: BaseException, with_traceback: bool) -> None:
-    if with_traceback:
+    if show_stacktrace or not isinstance(exc, (DrumCommonException, DrumSchemaValidationException)):
         traceback.print_exception(exc)
     print(f"ERROR: {exc}", file=sys.stderr)
+    return SCHEMA_VALIDATION_EXIT_CODE if isinstance(exc, DrumSchemaValidationException) else 1
 
 
 def limit_blas_spin(environ: MutableMapping[str, str] = os.environ) -> None:

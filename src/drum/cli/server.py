@@ -1,8 +1,10 @@
-"""`drum server`: load the model directory and serve DRUM's HTTP API on FastAPI/uvicorn.
+"""`drum server`: read the config once, build the serving runtime and serve it on the selected backend.
 
-One worker: the model is loaded in this process before serving. Several workers
-(`--max-workers`, `MAX_WORKERS`, runtime parameter `CUSTOM_MODEL_WORKERS`): each worker process
-rebuilds the options from `DRUM_SERVER_ARGV` (see `drum.cli.worker`) and loads the model itself.
+FastAPI, one worker: the app is built here and served in this process; the runtime starts (loads the
+model) in the app's lifespan. Several workers (`--max-workers`, `MAX_WORKERS`, runtime parameter
+`CUSTOM_MODEL_WORKERS`): uvicorn's supervisor starts worker processes that each rebuild the app with
+`drum.cli.worker` from this process's command line and config. Flask: the runtime starts here (werkzeug)
+or in each gunicorn worker (`drum.cli.worker`, `drum.cli.gunicorn_conf`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import json
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from drum.config.settings import get_setting
+from drum.config.server_config import ServerConfig
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
 from drum.model.fastcsv import load_polars
@@ -25,58 +27,53 @@ from drum.model.target import TargetType
 from drum.observability.metrics import prepare_multiprocess_dir
 from drum.observability.stats import RequestTimes
 from drum.observability.tracing import setup_otel, shutdown_otel
-from drum.servers.fastapi.app import AppConfig, create_app, error_context
-from drum.servers.fastapi.extensions import check_flask_extension, load_fastapi_extension
-from drum.servers.fastapi.run import STARTUP_FAILURE, serve, serve_workers
 from drum.servers.select import select_server
 from drum.serving.handlers import ServingContext
-from drum.serving.routes import url_prefix
+from drum.serving.runtime import Runtime
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from flask import Flask
 
 logger = logging.getLogger("drum.cli.server")
-DEFAULT_PORT = 5000  # Flask's default, which DRUM uses when --address has no port
 WORKER_FACTORY = "drum.cli.worker:create_worker_app"
+GUNICORN_APP = "drum.cli.worker:create_gunicorn_app()"
+GUNICORN_CONFIG = "python:drum.cli.gunicorn_conf"
 ARGV_ENV = "DRUM_SERVER_ARGV"
+#: uvicorn's exit code for a worker that failed to start: its supervisor then stops instead of restarting.
+STARTUP_FAILURE = 3
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    host, _, port = address.partition(":")
-    if not port:
-        return host or "127.0.0.1", DEFAULT_PORT
-    try:
-        return host or "0.0.0.0", int(port)
-    except ValueError:
-        raise DrumCommonException(f"Invalid --address {address!r}: the port must be a number") from None
-
-
-def build_context(options: argparse.Namespace, csv_reader: bool = True) -> ServingContext:
+def build_context(options: argparse.Namespace, config: ServerConfig, csv_reader: bool = True) -> ServingContext:
     """Load the model (hooks, artifact) and everything the handlers need; `csv_reader`: also the
     large-CSV reader (`load_csv_reader`; False when this process forks its request handlers)."""
     from drum.cli.model_setup import model_config
 
-    config, metadata = model_config(options)
+    model, metadata = model_config(options)
     deployment_config = read_deployment_config(getattr(options, "deployment_config", None))
     gpu_predictor = getattr(options, "gpu_predictor", None)
     if gpu_predictor:
-        predictor: Predictor = openai_backend_predictor(config, gpu_predictor, bool(getattr(options, "sidecar", False)))
+        predictor: Predictor = openai_backend_predictor(model, gpu_predictor, bool(getattr(options, "sidecar", False)))
     else:
-        predictor = Predictor(config).load()
+        predictor = Predictor(model).load()
     attach_monitor(predictor, options)
     context = ServingContext(
         predictor=predictor,
-        target_type=config.target_type,
-        code_dir=config.code_dir,
-        language=config.language,
+        target_type=model.target_type,
+        code_dir=model.code_dir,
+        language=model.language,
         model_metadata=metadata,
         deployment_config=deployment_config,
         times=RequestTimes(bool(getattr(options, "show_perf", False))),
     )
-    if csv_reader:
+    if csv_reader and config.settings.polars_csv:
         load_csv_reader(context)
     return context
 
 
 def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> Predictor:
     """`--gpu-predictor nim|vllm --sidecar`: the backend runs beside drum, which never starts it."""
+    from drum.config.settings import get_setting
     from drum.model.openai_backend import OpenAIBackendPredictor
 
     if kind not in ("nim", "vllm"):
@@ -87,7 +84,13 @@ def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> P
             "this drum does not do. Start the OpenAI-compatible server yourself, point OPENAI_HOST/OPENAI_PORT "
             "at it and add --sidecar."
         )
-    return OpenAIBackendPredictor(config, kind).load()
+    return OpenAIBackendPredictor(
+        config,
+        kind,
+        get_setting("OPENAI_HOST"),
+        get_setting("OPENAI_PORT"),
+        get_setting("DRUM_OPENAI_CLIENT_TIMEOUT"),
+    ).load()
 
 
 def load_csv_reader(context: ServingContext) -> None:
@@ -95,100 +98,103 @@ def load_csv_reader(context: ServingContext) -> None:
     process that serves requests, after any fork."""
     if context.predictor is None or context.target_type == TargetType.UNSTRUCTURED:
         return
-    if get_setting("DRUM_POLARS_CSV") and not load_polars():
+    if not load_polars():
         logger.info("polars is not available: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")
 
 
-def load_context(options: argparse.Namespace, server_name: str = "fastapi", csv_reader: bool = True) -> ServingContext:
-    """The loaded model; with --with-error-server a failure gives the context that answers 513.
-    `csv_reader`: as in `build_context`."""
-    try:
-        context = build_context(options, csv_reader)
-    except Exception as exc:
-        if not options.with_error_server:
-            raise
-        if options.show_stacktrace:
-            traceback.print_exc()
-        logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
-        context = error_context(exc)
-    context.server_name = server_name
-    return context
+def make_runtime(
+    options: argparse.Namespace, config: ServerConfig, server_name: str, csv_reader: bool = True
+) -> Runtime:
+    """The runtime that loads this model directory (in `Runtime.start`)."""
+    return Runtime(config, lambda: build_context(options, config, csv_reader), server_name)
 
 
-def app_config(options: argparse.Namespace, load: Callable[[], ServingContext]) -> AppConfig:
-    """Everything the app factory needs, from the options and the settings table."""
-    cors = get_setting("DRUM_CORS_ENABLED")
-    origins = [o.strip() for o in get_setting("DRUM_CORS_ORIGINS").split(",") if o.strip()] if cors else None
-    return AppConfig(
-        load=load,
-        url_prefix=url_prefix(),
-        executor_workers=get_setting("DRUM_FASTAPI_EXECUTOR_WORKERS"),
-        max_queue=get_setting("DRUM_FASTAPI_MAX_QUEUE"),
-        request_timeout=get_setting("DRUM_CLIENT_REQUEST_TIMEOUT"),
-        max_upload_size=get_setting("DRUM_FASTAPI_MAX_UPLOAD_SIZE"),
-        with_error_server=bool(options.with_error_server),
-        enable_docs=get_setting("DRUM_FASTAPI_ENABLE_DOCS"),
-        cors_origins=origins,
-        access_log=get_setting("DRUM_ACCESS_LOG"),
-        metrics_enabled=get_setting("DRUM_METRICS_ENABLED"),
-        batching_max_rows=get_setting("DRUM_BATCHING_MAX_ROWS"),
-        batching_max_wait_ms=get_setting("DRUM_BATCHING_MAX_WAIT_MS"),
-        batching_allow_hooks=get_setting("DRUM_BATCHING_ALLOW_HOOKS"),
-        gil_switch_interval_us=get_setting("DRUM_GIL_SWITCH_INTERVAL_US"),
-        malloc_mmap_threshold=get_setting("DRUM_MALLOC_MMAP_THRESHOLD"),
-        extend=load_fastapi_extension(options.code_dir),
-        on_load_error=lambda exc: report_load_error(exc, options),
-        port=parse_address(options.address)[1],
-        use_watchdog=get_setting("USE_NIM_WATCHDOG"),
-    )
+def fastapi_app(
+    options: argparse.Namespace, config: ServerConfig, on_start_error: Callable[[BaseException], None]
+) -> FastAPI:
+    """The FastAPI app of one serving process (the runtime starts in its lifespan)."""
+    from drum.servers.fastapi.app import create_app
+    from drum.servers.fastapi.extensions import load_fastapi_extension
+
+    extend = load_fastapi_extension(config.code_dir)
+    return create_app(make_runtime(options, config, "fastapi"), extend, on_start_error)
 
 
-def report_load_error(exc: BaseException, options: argparse.Namespace) -> None:
-    """A worker's model failed to load (no error server): report once and end the worker with
-    uvicorn's startup-failure code, which makes the supervisor stop instead of restarting it."""
-    if options.show_stacktrace:
-        traceback.print_exception(exc)
-    print(f"ERROR: {exc}", file=sys.stderr, flush=True)
+def flask_app(options: argparse.Namespace, config: ServerConfig, server_name: str, forks: bool = False) -> Flask:
+    """The Flask app of one serving process, its runtime started (the model loaded); `forks`: this
+    process forks a child per request (werkzeug with 2+ processes), which must not inherit polars' threads."""
+    from drum.servers.flask.app import create_flask_app
+    from drum.servers.flask.extensions import load_flask_extension
+
+    extend = load_flask_extension(config.code_dir)
+    runtime = make_runtime(options, config, server_name, csv_reader=not forks)
+    runtime.start()
+    return create_flask_app(runtime, extend)
+
+
+def exit_on_start_error(exc: BaseException, show_stacktrace: bool, code: int | None = None) -> None:
+    """The runtime failed to start in the app's lifespan (the model failed to load, no error server):
+    report it as `drum` reports any error and end the process with `code` (default: what `drum` would
+    return for it); uvicorn would otherwise log the traceback and keep a supervisor restarting workers."""
+    from drum.cli.main import report_error
+
+    status = report_error(exc, show_stacktrace)
     sys.stdout.flush()
-    os._exit(STARTUP_FAILURE)
+    sys.stderr.flush()
+    shutdown_otel()
+    os._exit(status if code is None else code)
 
 
 def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
-    server = select_server(options.code_dir)
-    host, port = parse_address(options.address)
+    config = ServerConfig.from_options(options)  # every setting read and validated once, here
+    server = select_server(config.settings, config.code_dir)
     check_available(options)  # --monitor without datarobot-mlops: one clear error before any worker starts
+    argv = argv if argv is not None else sys.argv[1:]
     if server != "fastapi":
-        if getattr(options, "gpu_predictor", None):
-            raise DrumCommonException(
-                "--gpu-predictor needs the FastAPI server (its backend proxy is asynchronous); unset "
-                "DRUM_SERVER_TYPE or set it to fastapi."
-            )
-        from drum.servers.flask.run import run_flask
+        return _run_flask(server, options, config, argv)
+    from drum.servers.fastapi.extensions import check_flask_extension
 
-        return run_flask(server, options, argv if argv is not None else sys.argv[1:], host, port)
-    check_flask_extension(options.code_dir)
-    workers = max(1, int(getattr(options, "max_workers", 0) or 0))
-    setup_otel(workers)
+    check_flask_extension(config.code_dir)
+    setup_otel(config.workers)
     try:
-        return _serve(options, argv, host, port, workers)
+        return _serve_fastapi(options, config, argv)
     finally:
         shutdown_otel()
 
 
-def _serve(options: argparse.Namespace, argv: list[str] | None, host: str, port: int, workers: int) -> int:
-    if get_setting("DRUM_METRICS_ENABLED"):
+def _serve_fastapi(options: argparse.Namespace, config: ServerConfig, argv: list[str]) -> int:
+    from drum.servers.fastapi.extensions import load_fastapi_extension
+    from drum.servers.fastapi.run import serve, serve_workers
+
+    if config.settings.metrics_enabled:
         prepare_multiprocess_dir()  # before any worker starts, so all of them share it
-    if workers > 1:
-        load_fastapi_extension(options.code_dir)  # a broken extension fails here, once, before workers start
-        environ = {ARGV_ENV: json.dumps(argv if argv is not None else sys.argv[1:])}
-        result = serve_workers(WORKER_FACTORY, workers, host, port, options.logging_level, environ)
+    if config.workers > 1:
+        load_fastapi_extension(config.code_dir)  # a broken extension fails here, once, before workers start
+        result = serve_workers(WORKER_FACTORY, config, {ARGV_ENV: json.dumps(argv)})
         if result.failed_workers:
             print("ERROR: drum server stopped: a worker failed to start (see the error above)", file=sys.stderr)
             return 1
         return 0
-    context = load_context(options)
-    started = serve(create_app(app_config(options, lambda: context)), host, port, options.logging_level).started
-    if not started:
-        print(f"ERROR: drum server could not start on {host}:{port}", file=sys.stderr)
+    app = fastapi_app(options, config, lambda exc: exit_on_start_error(exc, config.show_stacktrace))
+    if not serve(app, config).started:
+        print(f"ERROR: drum server could not start on {config.host}:{config.port}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run_flask(server: str, options: argparse.Namespace, config: ServerConfig, argv: list[str]) -> int:
+    """`drum server` on the legacy Flask backend: `server` is "flask" (werkzeug) or "gunicorn"."""
+    if getattr(options, "gpu_predictor", None):
+        raise DrumCommonException(
+            "--gpu-predictor needs the FastAPI server (its backend proxy is asynchronous); unset "
+            "DRUM_SERVER_TYPE or set it to fastapi."
+        )
+    if server == "gunicorn":
+        from drum.servers.flask.extensions import load_flask_extension
+        from drum.servers.flask.run import exec_gunicorn
+
+        load_flask_extension(config.code_dir)  # a broken extension fails here, once, before any worker starts
+        return exec_gunicorn(GUNICORN_APP, GUNICORN_CONFIG, config, {ARGV_ENV: json.dumps(argv)})
+    from drum.servers.flask.run import run_werkzeug
+
+    return run_werkzeug(flask_app(options, config, "flask", forks=config.workers > 1), config)

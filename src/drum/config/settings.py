@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from drum.config.boolean import to_bool
@@ -75,28 +75,37 @@ class Setting:
 
 GiB = 1024**3
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
+
+def setting(name: str, kind: str, default: Any, description: str, **limits: Any) -> Any:
+    """A field of `Settings`: its default, with the `Setting` that declares it as metadata."""
+    return field(default=default, metadata={"setting": Setting(name, kind, default, description, **limits)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the table, read and validated at once by `Settings.read` (one field per setting)."""
+
+    server_type: str | None = setting(
         "DRUM_SERVER_TYPE", "choice", None,
         "HTTP server: fastapi/uvicorn (default); flask/werkzeug (Flask dev server) or gunicorn (Flask "
         "under gunicorn) need `pip install 'drum[flask]'` and log a deprecation warning. Unset: FastAPI, "
         "or Flask for a code dir with only custom_flask.py.",
         choices=("fastapi", "uvicorn", "flask", "werkzeug", "gunicorn"), invalid="error",
-    ),
-    Setting(
+    )
+    fastapi_enabled: bool = setting(
         "DRUM_FASTAPI_ENABLED", "bool", True,
         "Rollout flag. When DRUM_SERVER_TYPE is unset, false selects the legacy Flask server instead of "
         "FastAPI. An explicit DRUM_SERVER_TYPE always wins.",
-    ),
-    Setting(
+    )
+    executor_workers: int = setting(
         "DRUM_FASTAPI_EXECUTOR_WORKERS", "int", 1,
         "Threads per worker process that run model hooks (predict, transform, ...). 1 (DRUM's "
         "one-request-at-a-time behaviour) is fastest for CPU-bound models, whose threads would only "
         "contend for the GIL; raise it for models that wait on I/O (hooks must then be thread-safe). "
         "Scale CPU-bound models with --max-workers instead.",
         minimum=1, maximum=256,
-    ),
-    Setting(
+    )
+    batching_max_rows: int = setting(
         "DRUM_BATCHING_MAX_ROWS", "int", 0,
         "Adaptive batching (FastAPI, per worker process): concurrent structured predictions (/predict/, "
         "/predictions/, /invocations) with the same content type and query are merged into one model call "
@@ -104,235 +113,247 @@ SETTINGS: tuple[Setting, ...] = (
         "fails alone. A request that finds the model idle is never held back. 0 turns batching off. "
         "Models whose hooks need per-request data are not batched (see DRUM_BATCHING_ALLOW_HOOKS).",
         minimum=0, maximum=10_000_000,
-    ),
-    Setting(
+    )
+    batching_max_wait_ms: int = setting(
         "DRUM_BATCHING_MAX_WAIT_MS", "int", 5,
-        "Adaptive batching with 2+ executor threads: how long queued requests wait for more company "
-        "while another batch runs, before a free thread takes them anyway. With one thread a batch "
-        "starts as soon as the previous one ends.",
+        "Adaptive batching with 2+ executor threads: how long queued requests wait for more company while "
+        "another batch runs, before a free thread takes them anyway. With one thread a batch starts as "
+        "soon as the previous one ends.",
         minimum=0, maximum=10000,
-    ),
-    Setting(
+    )
+    batching_allow_hooks: bool = setting(
         "DRUM_BATCHING_ALLOW_HOOKS", "bool", False,
         "Also batch models with hooks that may need per-request data: read_input_data, transform, or a "
         "score hook that reads its keyword arguments (binary_data, mimetype, ...). read_input_data and "
         "transform still run per request; the merged score call gets the first request's keyword "
         "arguments. Only for hooks that treat rows independently.",
-    ),
-    Setting(
+    )
+    gil_switch_interval_us: int = setting(
         "DRUM_GIL_SWITCH_INTERVAL_US", "int", 500,
         "FastAPI: Python's thread switch interval in microseconds (sys.setswitchinterval): the longest "
         "the event loop waits for the GIL while a prediction thread runs Python code, so /ping and other "
         "health routes stay fast under load. 0 keeps Python's default (5000).",
-        minimum=0, maximum=100000,
-    ),
-    Setting(
-        "DRUM_MALLOC_MMAP_THRESHOLD", "int", 2097152,
+        minimum=0, maximum=100_000,
+    )
+    malloc_mmap_threshold: int = setting(
+        "DRUM_MALLOC_MMAP_THRESHOLD", "int", 2_097_152,
         "FastAPI: glibc's mmap threshold in bytes (mallopt; the trim threshold is set to 4x it). Blocks "
         "from this size up (large request bodies) are mapped and given back to the system when freed; "
         "smaller ones (most of a CSV parser's buffers) are reused from request to request, each thread's "
-        "heap keeping at most 4x this much free. The default keeps a 100,000-row CSV request within "
-        "about 2.6x its body (1 MiB: 2.1x, ~15% slower; 4 MiB: 3.6x). 0 keeps glibc's dynamic "
-        "thresholds: large requests then never fault in fresh memory (~15% faster again) but each "
-        "thread keeps several times the largest body.",
-        minimum=0, maximum=1073741824,
-    ),
-    Setting(
+        "heap keeping at most 4x this much free. The default keeps a 100,000-row CSV request within about "
+        "2.6x its body (1 MiB: 2.1x, ~15% slower; 4 MiB: 3.6x). 0 keeps glibc's dynamic thresholds: large "
+        "requests then never fault in fresh memory (~15% faster again) but each thread keeps several "
+        "times the largest body.",
+        minimum=0, maximum=1_073_741_824,
+    )
+    polars_csv: bool = setting(
         "DRUM_POLARS_CSV", "bool", True,
         "`drum server`: read large plain numeric CSV bodies (1 MiB and up) with polars' multithreaded "
         "reader when polars is installed (it is a dependency): ~2.5x faster than pandas on 2 cores, same "
-        "frame. polars is loaded at start-up for models that take structured input (~0.2 s and ~60 MB "
-        "of idle RSS); it reads with one thread per CPU in each worker process (polars' own "
+        "frame. polars is loaded at start-up for models that take structured input (~0.2 s and ~60 MB of "
+        "idle RSS); it reads with one thread per CPU in each worker process (polars' own "
         "POLARS_MAX_THREADS lowers that); a model whose forked processes use polars themselves needs "
         "false (or multiprocessing's spawn start method). false: such bodies are read by pandas in "
         "parallel parts.",
-    ),
-    Setting(
+    )
+    openblas_thread_timeout: int = setting(
         "DRUM_OPENBLAS_THREAD_TIMEOUT", "int", 4,
         "`drum server`: the OPENBLAS_THREAD_TIMEOUT it sets (unless already set) before NumPy loads. "
         "OpenBLAS' idle threads spin for 2^N CPU cycles after each BLAS call; its default (N=28, ~0.1 s) "
-        "keeps a core busy after every prediction, which slows request parsing and other workers on "
-        "small machines. Results do not change. 0 leaves OpenBLAS' default.",
+        "keeps a core busy after every prediction, which slows request parsing and other workers on small "
+        "machines. Results do not change. 0 leaves OpenBLAS' default.",
         minimum=0, maximum=30,
-    ),
-    Setting(
+    )
+    max_queue: int = setting(
         "DRUM_FASTAPI_MAX_QUEUE", "int", 64,
-        "Requests per worker process that may wait for an executor thread; beyond executor threads + "
-        "this queue, prediction requests get 503 with Retry-After.",
-        minimum=0, maximum=100000,
-    ),
-    Setting(
-        "DRUM_FASTAPI_MAX_UPLOAD_SIZE", "int", 104857600,
+        "Requests per worker process that may wait for an executor thread; beyond executor threads + this "
+        "queue, prediction requests get 503 with Retry-After.",
+        minimum=0, maximum=100_000,
+    )
+    max_upload_size: int = setting(
+        "DRUM_FASTAPI_MAX_UPLOAD_SIZE", "int", 104_857_600,
         "Largest request body in bytes (413 above it, also for chunked bodies). 0 disables the limit.",
         minimum=0, maximum=64 * GiB,
-    ),
-    Setting(
-        "DRUM_FASTAPI_BODY_BUFFER_SIZE", "int", 67108864,
-        "Bytes of large request bodies (256 KiB and up) one worker process receives and holds at once. "
-        "A request that would go past it is read only once earlier large requests are answered (its "
-        "client waits, TCP backpressure), in arrival order; a larger body is read when it is alone. "
-        "0: no bound (every body is read at once).",
+    )
+    body_buffer_size: int = setting(
+        "DRUM_FASTAPI_BODY_BUFFER_SIZE", "int", 67_108_864,
+        "Bytes of large request bodies (256 KiB and up) one worker process receives and holds at once. A "
+        "request that would go past it is read only once earlier large requests are answered (its client "
+        "waits, TCP backpressure), in arrival order; a larger body is read when it is alone. 0: no bound "
+        "(every body is read at once).",
         minimum=0, maximum=64 * GiB,
-    ),
-    Setting(
+    )
+    request_timeout: int = setting(
         "DRUM_CLIENT_REQUEST_TIMEOUT", "int", 600,
         "Seconds a request may run before it is answered 504. 0 disables the timeout.",
         minimum=0, maximum=3600,
-    ),
-    Setting(
+    )
+    enable_docs: bool = setting(
         "DRUM_FASTAPI_ENABLE_DOCS", "bool", False,
         "Serve Swagger UI at /docs and the OpenAPI description at /openapi.json.",
-    ),
-    Setting(
+    )
+    uvicorn_loop: str = setting(
         "DRUM_UVICORN_LOOP", "choice", "auto",
         "Event loop: auto (uvloop when installed), asyncio, or uvloop (falls back to asyncio with a "
         "warning when uvloop is not installed).",
         choices=("auto", "asyncio", "uvloop"),
-    ),
-    Setting(
+    )
+    uvicorn_keep_alive: int = setting(
         "DRUM_UVICORN_KEEP_ALIVE", "int", 5,
         "Seconds an idle keep-alive connection stays open.",
         minimum=1, maximum=3600,
-    ),
-    Setting(
+    )
+    uvicorn_graceful_timeout: int = setting(
         "DRUM_UVICORN_GRACEFUL_TIMEOUT", "int", 30,
         "On SIGTERM: seconds to let in-flight requests finish before the worker stops.",
         minimum=1, maximum=3600,
-    ),
-    Setting(
+    )
+    backlog: int = setting(
         "DRUM_WEBSERVER_BACKLOG", "int", 2048,
         "Listen backlog of the server socket.",
         minimum=1, maximum=10000,
-    ),
-    Setting(
+    )
+    uvicorn_max_requests: int = setting(
         "DRUM_UVICORN_MAX_REQUESTS", "int", 0,
-        "Recycle a worker process after this many requests (only with 2+ workers, which are "
-        "supervised and replaced). 0 disables recycling.",
-        minimum=0, maximum=100000,
-    ),
-    Setting(
+        "Recycle a worker process after this many requests (only with 2+ workers, which are supervised "
+        "and replaced). 0 disables recycling.",
+        minimum=0, maximum=100_000,
+    )
+    access_log: bool = setting(
         "DRUM_ACCESS_LOG", "bool", True,
         "One line per request on stdout in gunicorn's access-log format.",
-    ),
-    Setting(
+    )
+    json_logging: bool = setting(
         "DRUM_JSON_LOGGING", "bool", False,
-        "Log records as one JSON object per line (timestamp, level, logger, message, module, function, line, "
-        "request_id, exception) instead of DRUM's text format.",
-    ),
-    Setting(
+        "Log records as one JSON object per line (timestamp, level, logger, message, module, function, "
+        "line, request_id, exception) instead of DRUM's text format.",
+    )
+    metrics_enabled: bool = setting(
         "DRUM_METRICS_ENABLED", "bool", False,
         "Serve Prometheus metrics at /metrics (needs `pip install 'drum[metrics]'`), summed over workers.",
-    ),
-    Setting(
+    )
+    cors_enabled: bool = setting(
         "DRUM_CORS_ENABLED", "bool", False,
         "Add CORS middleware (allowed origins from DRUM_CORS_ORIGINS; credentials are never allowed).",
-    ),
-    Setting(
+    )
+    cors_origins: str = setting(
         "DRUM_CORS_ORIGINS", "str", "*",
         "Comma-separated allowed origins for CORS, e.g. http://localhost:3000,https://app.example.com.",
-    ),
-    Setting(
+    )
+    ssl_certfile: str | None = setting(
         "DRUM_SSL_CERTFILE", "path", None,
         "PEM certificate: serve HTTPS. A missing file is a startup error.",
-    ),
-    Setting(
+    )
+    ssl_keyfile: str | None = setting(
         "DRUM_SSL_KEYFILE", "path", None,
         "PEM private key for DRUM_SSL_CERTFILE. A missing file is a startup error.",
-    ),
-    Setting(
+    )
+    ssl_keyfile_password: str | None = setting(
         "DRUM_SSL_KEYFILE_PASSWORD", "secret", None,
         "Password of the private key; read from the environment only, never logged.",
-    ),
-    Setting(
+    )
+    ssl_ca_certs: str | None = setting(
         "DRUM_SSL_CA_CERTS", "path", None,
         "CA bundle to verify client certificates (mutual TLS; clients must present a certificate).",
-    ),
+    )
     # OpenAI-compatible backends (--gpu-predictor nim|vllm --sidecar) and DRUM's NIM watchdog.
-    Setting(
+    openai_host: str = setting(
         "OPENAI_HOST", "str", "localhost",
         "--gpu-predictor nim or vllm: host of the OpenAI-compatible backend (NIM: runtime parameter "
         "DR_NIM_SERVER_HOST wins).",
-    ),
-    Setting(
+    )
+    openai_port: int = setting(
         "OPENAI_PORT", "int", 9999,
-        "--gpu-predictor nim or vllm: port of the backend (NIM: runtime parameter DR_NIM_SERVER_PORT wins).",
+        "--gpu-predictor nim or vllm: port of the backend (NIM: runtime parameter DR_NIM_SERVER_PORT "
+        "wins).",
         minimum=1, maximum=65535,
-    ),
-    Setting(
+    )
+    openai_client_timeout: int = setting(
         "DRUM_OPENAI_CLIENT_TIMEOUT", "int", 3600,
-        "--gpu-predictor nim or vllm: seconds the OpenAI client waits for the backend (predictions, chat, /models).",
+        "--gpu-predictor nim or vllm: seconds the OpenAI client waits for the backend (predictions, chat, "
+        "/models).",
         minimum=1, maximum=86400,
-    ),
-    Setting(
+    )
+    direct_access_timeout: int = setting(
         "NIM_DIRECT_ACCESS_REQUEST_TIMEOUT", "int", 3600,
         "/directAccess/ and /nim/: seconds to connect to the backend and between bytes of its answer; "
         "then 504.",
         minimum=1, maximum=86400,
-    ),
-    Setting(
+    )
+    nim_watchdog: bool = setting(
         "USE_NIM_WATCHDOG", "bool", False,
-        "Each worker polls its own /info/; after NIM_WATCHDOG_MAX_ATTEMPTS failed polls it logs an error and "
-        "/, /ping/ and /health/ answer 513 until a poll succeeds. It never kills a process (drum starts none).",
-    ),
-    Setting(
+        "Each worker polls its own /info/; after NIM_WATCHDOG_MAX_ATTEMPTS failed polls it logs an error "
+        "and /, /ping/ and /health/ answer 513 until a poll succeeds. It never kills a process (drum "
+        "starts none).",
+    )
+    nim_watchdog_request_timeout: int = setting(
         "NIM_WATCHDOG_REQUEST_TIMEOUT", "int", 120,
         "Seconds the watchdog waits for /info/.",
         minimum=1, maximum=3600,
-    ),
-    Setting(
+    )
+    nim_watchdog_max_attempts: int = setting(
         "NIM_WATCHDOG_MAX_ATTEMPTS", "int", 3,
         "Consecutive failed watchdog polls (back-off 4*attempt^2 s) before the worker reports unhealthy.",
         minimum=1, maximum=1000,
-    ),
-    Setting(
+    )
+    nim_watchdog_interval: int = setting(
         "NIM_WATCHDOG_INTERVAL", "int", 10,
         "Seconds between watchdog polls while /info/ answers (DRUM: fixed 10).",
         minimum=1, maximum=3600,
-    ),
+    )
     # Legacy Flask backend under gunicorn (DRUM_SERVER_TYPE=gunicorn); DRUM 1.18's names and ranges.
-    Setting(
+    gunicorn_worker_class: str = setting(
         "DRUM_GUNICORN_WORKER_CLASS", "choice", "sync",
         "gunicorn only: worker class, sync or gevent (gevent needs `pip install 'drum[flask]'`).",
         choices=("sync", "gevent"),
-    ),
-    Setting(
+    )
+    gunicorn_worker_connections: int = setting(
         "DRUM_WORKER_CONNECTIONS", "int", 5,
         "gunicorn only: simultaneous connections per gevent worker.",
         minimum=1, maximum=10000,
-    ),
-    Setting(
+    )
+    gunicorn_max_requests: int = setting(
         "DRUM_GUNICORN_MAX_REQUESTS", "int", 0,
         "gunicorn only: restart a worker after this many requests. 0 disables it.",
         minimum=0, maximum=10000,
-    ),
-    Setting(
+    )
+    gunicorn_max_requests_jitter: int = setting(
         "DRUM_GUNICORN_MAX_REQUESTS_JITTER", "int", 0,
         "gunicorn only: random extra requests (0..jitter) added to DRUM_GUNICORN_MAX_REQUESTS per worker.",
         minimum=1, maximum=10000,
-    ),
-    Setting(
+    )
+    gunicorn_graceful_timeout: int = setting(
         "DRUM_GUNICORN_GRACEFUL_TIMEOUT", "int", 299,
         "gunicorn only: on SIGTERM, seconds to let in-flight requests finish.",
         minimum=1, maximum=3600,
-    ),
-    Setting(
+    )
+    gunicorn_keep_alive: int = setting(
         "DRUM_GUNICORN_KEEP_ALIVE", "int", 0,
         "gunicorn only: seconds an idle keep-alive connection stays open (0: close after each response).",
         minimum=0, maximum=3600,
-    ),
-    Setting(
+    )
+    gunicorn_log_level: str = setting(
         "DRUM_GUNICORN_LOG_LEVEL", "choice", "info",
         "gunicorn only: log level of gunicorn's own logger.",
         choices=("debug", "info", "warning", "error", "critical"),
-    ),
-    Setting(
-        "DRUM_SCORE_CHUNK_BYTES", "int", 33554432,
-        "`drum score` only: a CSV input larger than this many bytes is read and scored in chunks of about this "
-        "size (bounded memory; the output equals scoring it whole for models that score rows independently). "
-        "0 always scores the input whole.",
-        minimum=0, maximum=1099511627776,
-    ),
-)
+    )
+    score_chunk_bytes: int = setting(
+        "DRUM_SCORE_CHUNK_BYTES", "int", 33_554_432,
+        "`drum score` only: a CSV input larger than this many bytes is read and scored in chunks of about "
+        "this size (bounded memory; the output equals scoring it whole for models that score rows "
+        "independently). 0 always scores the input whole.",
+        minimum=0, maximum=1024 * GiB,
+    )
+
+    @classmethod
+    def read(cls, environ: Mapping[str, str] | None = None, warn: Callable[[str], None] | None = None) -> Settings:
+        """Every setting's value from `environ` (default: the process environment); invalid values warn
+        once each (or raise `SettingError`, see `Setting.invalid`)."""
+        env = os.environ if environ is None else environ
+        return cls(**{f.name: get_setting(f.metadata["setting"].name, env, warn) for f in fields(cls)})
+
+
+SETTINGS: tuple[Setting, ...] = tuple(f.metadata["setting"] for f in fields(Settings))
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
 

@@ -81,3 +81,26 @@ def find_model_artifact(code_dir: str | Path, extensions: tuple[str, ...]) -> Pa
             f"implement custom.load_model() hook.\nList of retrieved files are: {listing}"
         )
     return found
+
+
+FASTAPI_EXTENSION_FILE = "custom_fastapi.py"
+FLASK_EXTENSION_FILE = "custom_flask.py"
+
+#: Directories never searched: caches, VCS metadata and installed packages (vendored virtualenvs).
+_SKIPPED_DIRS = frozenset({"__pycache__", "site-packages", "dist-packages", "node_modules"})
+
+
+def find_files(code_dir: str | os.PathLike[str], name: str) -> list[Path]:
+    """Every file called `name` under `code_dir`, sorted; hidden dirs, caches and virtualenvs are skipped."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(code_dir):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in _SKIPPED_DIRS
+            and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
+        )
+        if name in files:
+            found.append(Path(root, name))
+    return sorted(found)

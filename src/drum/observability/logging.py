@@ -57,13 +57,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(level: str = "warning", json_format: bool | None = None) -> None:
-    """Root handler on stderr at `level` (`--logging-level`); JSON lines when `json_format` (default:
-    the `DRUM_JSON_LOGGING` setting)."""
-    if json_format is None:
-        from drum.config.settings import get_setting
-
-        json_format = bool(get_setting("DRUM_JSON_LOGGING"))
+def setup_logging(level: str = "warning", json_format: bool = False) -> None:
+    """Root handler on stderr at `level` (`--logging-level`); JSON lines when `json_format`
+    (the `DRUM_JSON_LOGGING` setting)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_format else logging.Formatter(LOG_FORMAT))
     handler.addFilter(RequestContextFilter())

@@ -11,8 +11,9 @@ import importlib.util
 import logging
 import os
 
-from drum.config.settings import get_setting
+from drum.config.settings import Settings
 from drum.errors import DrumCommonException
+from drum.model.code_dir import FASTAPI_EXTENSION_FILE, FLASK_EXTENSION_FILE, find_files
 
 logger = logging.getLogger("drum.server")
 
@@ -24,10 +25,11 @@ FLASK_EXTRA = "pip install 'drum[flask]'"
 MIGRATION_GUIDE = "the migration guide (custom_flask.py -> custom_fastapi.py)"
 
 
-def select_server(code_dir: str | os.PathLike[str] | None = None) -> str:
-    """Returns "fastapi", "flask" (werkzeug) or "gunicorn"; raises `DrumCommonException` for what cannot run."""
-
-    server_type = get_setting("DRUM_SERVER_TYPE")  # an invalid value is a SettingError naming the valid ones
+def select_server(settings: Settings, code_dir: str | os.PathLike[str] | None = None) -> str:
+    """Returns "fastapi", "flask" (werkzeug) or "gunicorn"; raises `DrumCommonException` for what cannot run.
+    (An invalid DRUM_SERVER_TYPE never gets here: reading the settings raised a `SettingError` naming the
+    valid values.)"""
+    server_type = settings.server_type
     if server_type is None and code_dir is not None and _only_flask_extension(code_dir):
         if not flask_installed():
             raise DrumCommonException(
@@ -36,7 +38,7 @@ def select_server(code_dir: str | os.PathLike[str] | None = None) -> str:
             )
         logger.warning("custom_flask.py found without custom_fastapi.py: serving with the legacy Flask backend")
         server_type = "flask"
-    if server_type is None and not get_setting("DRUM_FASTAPI_ENABLED"):
+    if server_type is None and not settings.fastapi_enabled:
         server_type = "flask"  # the rollout flag turned FastAPI off
     if server_type is None or server_type in FASTAPI_NAMES:
         return "fastapi"
@@ -59,6 +61,4 @@ def flask_installed() -> bool:
 
 
 def _only_flask_extension(code_dir: str | os.PathLike[str]) -> bool:
-    from drum.servers.fastapi.extensions import FASTAPI_EXTENSION_FILE, FLASK_EXTENSION_FILE, find_files
-
     return bool(find_files(code_dir, FLASK_EXTENSION_FILE)) and not find_files(code_dir, FASTAPI_EXTENSION_FILE)

@@ -65,7 +65,8 @@ class BackendProxy:
             raise RuntimeError("the backend proxy is not open (it is opened in the server's lifespan)")
         return self._client
 
-    async def open(self) -> None:
+    def open(self) -> None:
+        """Create the connection pool (connections open on first use, on the serving event loop)."""
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits, follow_redirects=False, trust_env=False)
 
@@ -139,17 +140,16 @@ class BackendProxy:
         return json_response({"message": response.text}, response.status_code)
 
 
-def backend_proxy_for(predictor: object) -> BackendProxy | None:
-    """The proxy for a predictor backed by an OpenAI-compatible server (it has `openai_host`), else None."""
+def backend_proxy_for(predictor: object, timeout: float) -> BackendProxy | None:
+    """The proxy for a predictor backed by an OpenAI-compatible server (it has `openai_host`), else None;
+    `timeout`: NIM_DIRECT_ACCESS_REQUEST_TIMEOUT."""
     host = getattr(predictor, "openai_host", None)
     if host is None:
         return None
-    from drum.config.settings import get_setting
-
     return BackendProxy(
         host,
         predictor.openai_port,  # type: ignore[attr-defined]
         predictor.health_route,  # type: ignore[attr-defined]
         getattr(predictor, "name", "OpenAI"),
-        float(get_setting("NIM_DIRECT_ACCESS_REQUEST_TIMEOUT")),
+        float(timeout),
     )

@@ -2,12 +2,11 @@
 
 Servers generate their routes from `ROUTES`; no route logic lives in `servers/`.
 Both the slashed and slash-less spelling of each path are served directly (a decided deviation
-from Flask's 308 redirects and 404s; see README).
+from Flask's 308 redirects and 404s; see docs/compatibility.md).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -104,13 +103,6 @@ ROUTES: tuple[Route, ...] = (
     _proxy("/directAccess/{path:path}"),
     _proxy("/nim/{path:path}"),
 )
-
-
-def url_prefix(environ: dict[str, str] | None = None) -> str:
-    """`URL_PREFIX` normalised to `/a/b` (or "" when unset); `test`, `/test/` and `/test` are the same."""
-    raw = (environ if environ is not None else os.environ).get("URL_PREFIX", "")
-    stripped = raw.strip().strip("/")
-    return f"/{stripped}" if stripped else ""
 
 
 def full_paths(route: Route, prefix: str) -> list[str]:

@@ -12,12 +12,10 @@ a poll succeeds.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
 import httpx
 
-from drum.config.settings import get_setting
 from drum.serving.handlers import ServingContext
 
 logger = logging.getLogger("drum.serving.watchdog")
@@ -26,13 +24,13 @@ MAX_BACKOFF = 300  # DRUM never got this far (it killed everything); we keep pol
 
 
 class Watchdog:
-    def __init__(self, ctx: ServingContext, port: int, url_prefix: str = "") -> None:
+    def __init__(self, ctx: ServingContext, url: str, timeout: float, max_attempts: int, interval: float) -> None:
+        """`url`: this server's own /info/; the rest: NIM_WATCHDOG_REQUEST_TIMEOUT, _MAX_ATTEMPTS, _INTERVAL."""
         self.ctx = ctx
-        host = os.environ.get("TEST_URL_HOST", "localhost")
-        self.url = f"http://{host}:{port}{url_prefix}/info/"
-        self.timeout = get_setting("NIM_WATCHDOG_REQUEST_TIMEOUT")
-        self.max_attempts = get_setting("NIM_WATCHDOG_MAX_ATTEMPTS")
-        self.interval = get_setting("NIM_WATCHDOG_INTERVAL")
+        self.url = url
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="NIM Watchdog", daemon=True)
 

@@ -1,9 +1,11 @@
 """User extensions of the FastAPI app: `custom_fastapi.py` in the code dir, and `custom_flask.py` refused.
 
 `custom_fastapi.py` (found anywhere under the code dir, at most one) must define `init_app(app)`.
-It is imported when the server starts and `init_app` is called with DRUM's fully built app before it
-serves, so it can add middleware (outermost, i.e. running before DRUM's own), routers, routes and
-exception handlers. Any failure stops startup with a `DrumCommonException`.
+It is imported when the server starts and `init_app` is called with DRUM's app, its routes registered,
+before it serves; it can add routers, routes, exception handlers and middleware. Middleware it adds runs
+inside DRUM's outer layer (access log, request id and DRUM headers, body limit, body prefetch into
+`request.state.body` / `request.state.files`, metrics) and outside CORS and the routes: see
+`servers/fastapi/app.py` `middleware_stack`. Any failure stops startup with a `DrumCommonException`.
 
 A `custom_flask.py` is never silently ignored: alone it stops startup (it needs the Flask backend;
 ignoring it could, for instance, serve the model without the authentication it adds); next to a
@@ -21,36 +23,16 @@ from types import ModuleType
 from fastapi import FastAPI
 
 from drum.errors import DrumCommonException
+from drum.model.code_dir import FASTAPI_EXTENSION_FILE, FLASK_EXTENSION_FILE, find_files
 from drum.model.module_loader import import_from_file
 
 logger = logging.getLogger("drum.server.extensions")
 
-FASTAPI_EXTENSION_FILE = "custom_fastapi.py"
-FLASK_EXTENSION_FILE = "custom_flask.py"
 MODULE_NAME = "custom_fastapi"
 MIGRATION_HINT = (
     "See the migration guide (custom_flask.py -> custom_fastapi.py): write the same hooks as "
     "`init_app(app: FastAPI)`, e.g. @app.before_request -> a BaseHTTPMiddleware, Blueprint -> APIRouter."
 )
-
-#: Directories never searched: caches, VCS metadata and installed packages (vendored virtualenvs).
-_SKIPPED_DIRS = frozenset({"__pycache__", "site-packages", "dist-packages", "node_modules"})
-
-
-def find_files(code_dir: str | os.PathLike[str], name: str) -> list[Path]:
-    """Every file called `name` under `code_dir`, sorted; hidden dirs, caches and virtualenvs are skipped."""
-    found: list[Path] = []
-    for root, dirs, files in os.walk(code_dir):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and d not in _SKIPPED_DIRS
-            and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
-        )
-        if name in files:
-            found.append(Path(root, name))
-    return sorted(found)
 
 
 def _find_one_extension(code_dir: str | os.PathLike[str]) -> Path | None:

@@ -1,26 +1,48 @@
-"""DRUM's request middleware, pure ASGI: request id and DRUM headers, error-request logging, body prefetch."""
+"""DRUM's ASGI middleware (pure ASGI): the HTTP policy of `drum.serving.http` around every request.
+
+`RequestIdMiddleware`: request id and DRUM headers, merged slashes, the INFO line for answers >= 400.
+`BodyLimitMiddleware`: 413 for bodies over the limit, from Content-Length or while a chunked body
+arrives. `BodyPrefetchMiddleware`: the body read once, before user middleware, into
+`request.state.body` and `request.state.files` (the migration guide's promise), replayed downstream.
+"""
 
 from __future__ import annotations
 
 import io
-import logging
-import re
 import time
-import uuid
 from collections.abc import Iterator, Mapping
-from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from drum import DRUM_COMPAT_VERSION
 from drum.observability.logging import request_id_var
-from drum.serving.request import QueryParams, RequestData, UploadedFile
+from drum.serving import http
+from drum.serving.request import UploadedFile, parse_multipart_files, parse_options_header
+from drum.serving.response import ResponseData
 
-logger = logging.getLogger("drum.server")
 
-_SLASHES = re.compile("/{2,}")
-HEADER_REQUEST_ID = b"X_Request_ID"
-HEADER_DRUM_VERSION = b"X-Drum-Version"
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (`name` in lower case)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value
+    return None
+
+
+async def send_data(data: ResponseData, send: Send, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+    """Send a `ResponseData` with a body (no stream) as ASGI messages."""
+    await send({"type": "http.response.start", "status": data.status, "headers": [*raw_headers(data), *extra]})
+    await send({"type": "http.response.body", "body": data.body})
+
+
+def raw_headers(data: ResponseData) -> list[tuple[bytes, bytes]]:
+    """The header list Starlette's `Response` would send for `data`, built directly."""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in data.headers]
+    if not (data.status < 200 or data.status in (204, 304)) and all(k != b"content-length" for k, _ in headers):
+        headers.append((b"content-length", str(len(data.body)).encode("latin-1")))
+    if data.content_type is not None:
+        headers = [(k, v) for k, v in headers if k != b"content-type"]
+        headers.append((b"content-type", data.content_type.encode("latin-1")))
+    return headers
 
 
 class RequestIdMiddleware:
@@ -28,26 +50,20 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self._version = DRUM_COMPAT_VERSION.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "//" in scope["path"]:  # werkzeug merges repeated slashes: //predict/ is /predict/
-            scope = {**scope, "path": _SLASHES.sub("/", scope["path"])}
-            scope["raw_path"] = scope["path"].encode()
-        request_id = None
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                request_id = value.decode("latin-1")
-                break
-        if not request_id:
-            request_id = str(uuid.uuid4())
+        path = http.merge_slashes(scope["path"])
+        if path is not scope["path"]:
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        incoming = header(scope, b"x-request-id")
+        request_id = http.request_id(incoming.decode("latin-1") if incoming else None)
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 0
-        extra = [(HEADER_REQUEST_ID, request_id.encode("latin-1")), (HEADER_DRUM_VERSION, self._version)]
+        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.drum_headers(request_id)]
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -62,35 +78,75 @@ class RequestIdMiddleware:
             request_id_var.reset(token)
             if status >= 400:
                 query = scope.get("query_string", b"").decode("latin-1")
-                logger.info(
-                    "API [%s %s?%s] request time: %s sec, request_id: %s",
-                    scope["method"],
-                    scope["path"],
-                    query,
-                    round(time.perf_counter() - started, 6),
-                    request_id,
-                )
+                http.log_error_answer(scope["method"], scope["path"], query, time.perf_counter() - started, request_id)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over `limit` bytes (0: no limit): at once from Content-Length, or as soon as a
+    chunked body crosses the limit (the rest is never read)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limit:
+            await self.app(scope, receive, send)
+            return
+        if http.exceeds(self.limit, http.content_length(header(scope, b"content-length"))):
+            await send_data(http.body_too_large(self.limit), send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_data(http.body_too_large(self.limit), send)
 
 
 class LazyFiles(Mapping):
     """`request.state.files`: multipart file parts as `{"content", "filename", "content_type"}`, parsed on
     first access (so requests that never look at them never pay for parsing)."""
 
-    def __init__(self, request: RequestData) -> None:
-        self.request = request
+    def __init__(self, body: bytes, content_type: str | None) -> None:
+        self.body = body
+        self.content_type = content_type
+        self._uploads: dict[str, UploadedFile] | None = None
 
     @property
     def uploads(self) -> dict[str, UploadedFile]:
-        return self.request.files
-
-    def _as_dicts(self) -> dict[str, dict]:
-        return {
-            name: {"content": f.data, "filename": f.filename, "content_type": f.content_type}
-            for name, f in self.uploads.items()
-        }
+        if self._uploads is None:
+            mimetype, params = parse_options_header(self.content_type)
+            boundary = params.get("boundary")
+            multipart = mimetype.lower() == "multipart/form-data" and boundary
+            self._uploads = parse_multipart_files(self.body, boundary) if multipart else {}
+        return self._uploads
 
     def __getitem__(self, key: str) -> dict:
-        return self._as_dicts()[key]
+        f = self.uploads[key]
+        return {"content": f.data, "filename": f.filename, "content_type": f.content_type}
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.uploads)
@@ -123,8 +179,8 @@ async def read_body(receive: Receive) -> bytes | None:
 
 class BodyPrefetchMiddleware:
     """Reads the body once, before user middleware runs, into `request.state.body` (bytes) and
-    `request.state.files`; downstream `await request.body()` replays it. Paths starting with one of
-    `skip` (the backend proxy, which streams the body on) are left alone."""
+    `request.state.files`; downstream `receive()` replays it. Paths starting with one of `skip` (the
+    backend proxy, which streams the body on) are left alone."""
 
     def __init__(self, app: ASGIApp, skip: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -137,16 +193,10 @@ class BodyPrefetchMiddleware:
         body = await read_body(receive)
         if body is None:
             return
-        request = RequestData(
-            method=scope["method"],
-            path=scope["path"],
-            body=body,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
-            query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
-        )
+        content_type = header(scope, b"content-type")
         state = scope.setdefault("state", {})
         state["body"] = body
-        state["files"] = LazyFiles(request)
+        state["files"] = LazyFiles(body, content_type.decode("latin-1") if content_type else None)
         replayed = False
 
         async def replay() -> Message:

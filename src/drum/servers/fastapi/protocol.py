@@ -26,11 +26,13 @@ from __future__ import annotations
 import ctypes
 from collections import deque
 from collections.abc import Callable
-from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drum.config.settings import get_setting
-from drum.serving.routes import STREAMED_PREFIXES, url_prefix
+from drum.serving import http
+from drum.serving.routes import STREAMED_PREFIXES
+
+if TYPE_CHECKING:
+    from drum.config.server_config import ServerConfig
 
 #: Bodies at least this large (by Content-Length) are received whole.
 WHOLE_BODY_MIN_BYTES = 1 << 18
@@ -128,29 +130,28 @@ except ImportError:  # pragma: no cover - httptools not installed: uvicorn's h11
     HttpToolsProtocol = None
 
 
-@lru_cache(maxsize=1)
-def _settings() -> tuple[int, tuple[str, ...], BodyBudget | None]:
-    """The upload limit, the streamed prefixes and this process's body budget (None: unbounded)."""
-    prefix = url_prefix()
-    budget = get_setting("DRUM_FASTAPI_BODY_BUFFER_SIZE")
-    return (
-        get_setting("DRUM_FASTAPI_MAX_UPLOAD_SIZE"),
-        tuple(prefix + p for p in STREAMED_PREFIXES),
-        BodyBudget(budget) if budget else None,
-    )
+def configure_whole_bodies(config: ServerConfig) -> None:
+    """Set the upload limit, the streamed prefixes and this process's body budget
+    (DRUM_FASTAPI_BODY_BUFFER_SIZE) on `WholeBodyHttpToolsProtocol`, in each serving process."""
+    if WholeBodyHttpToolsProtocol is None:  # pragma: no cover
+        return
+    budget = config.settings.body_buffer_size
+    WholeBodyHttpToolsProtocol.max_body = config.settings.max_upload_size
+    WholeBodyHttpToolsProtocol.streamed_prefixes = tuple(config.url_prefix + p for p in STREAMED_PREFIXES)
+    WholeBodyHttpToolsProtocol.budget = BodyBudget(budget) if budget else None
 
 
 if HttpToolsProtocol is not None:
 
     class WholeBodyHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's httptools protocol receiving bodies of `WHOLE_BODY_MIN_BYTES` up to the upload limit
-        whole, except under the streamed prefixes (both from the settings, read in each worker process:
-        the class travels to workers by name)."""
+        whole, except under the streamed prefixes (set by `configure_whole_bodies` in each serving
+        process: the class travels to workers by name)."""
 
         #: Largest body received whole (0: no bound), the paths never received whole and the budget of
-        #: bodies held at once; None: from the settings.
-        max_body: int | None = None
-        streamed_prefixes: tuple[str, ...] | None = None
+        #: bodies held at once (None: unbounded).
+        max_body: int = 0
+        streamed_prefixes: tuple[str, ...] = STREAMED_PREFIXES
         budget: BodyBudget | None = None
         _whole: BodyBuffer | None = None
         _whole_cycle: Any = None
@@ -161,11 +162,8 @@ if HttpToolsProtocol is not None:
             self._whole = self._whole_cycle = None
             super().on_headers_complete()
             cycle = self.cycle
-            max_body, prefixes, budget = _settings()
-            max_body = max_body if self.max_body is None else self.max_body
-            prefixes = prefixes if self.streamed_prefixes is None else self.streamed_prefixes
-            budget = budget if self.budget is None else self.budget
-            if cycle is None or cycle.scope is not self.scope or self.scope["path"].startswith(prefixes):
+            max_body, budget = self.max_body, self.budget
+            if cycle is None or cycle.scope is not self.scope or self.scope["path"].startswith(self.streamed_prefixes):
                 return
             size = _content_length(self.scope["headers"])
             if size < WHOLE_BODY_MIN_BYTES or (max_body and size > max_body):
@@ -196,7 +194,7 @@ if HttpToolsProtocol is not None:
                 self.transport.pause_reading()
 
         def _give_back(self, everything: bool) -> None:
-            budget = _settings()[2] if self.budget is None else self.budget
+            budget = self.budget
             if budget is None:
                 return
             if everything and self._queued is not None:
@@ -242,8 +240,6 @@ else:  # pragma: no cover
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
     for key, value in headers:
         if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return -1
+            length = http.content_length(value)
+            return -1 if length is None else length
     return -1

@@ -1,7 +1,7 @@
 """Run the FastAPI app under uvicorn: one in-process server, or N supervised worker processes.
 
 With N > 1 workers uvicorn's supervisor owns the socket, starts each worker with an app factory
-(an import string; each worker loads the model once in its lifespan) and
+(an import string, `drum.cli.worker`; each worker starts its runtime, loading the model, in its lifespan) and
 replaces workers that die; a worker that fails to start stops the whole server. SIGTERM stops
 accepting connections and lets in-flight requests finish (DRUM_UVICORN_GRACEFUL_TIMEOUT).
 """
@@ -20,7 +20,8 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from drum.config.settings import get_setting
+from drum.config.server_config import CONFIG_ENV, ServerConfig
+from drum.config.settings import Settings
 from drum.servers.fastapi.protocol import WholeBodyHttpToolsProtocol
 
 logger = logging.getLogger("drum.server")
@@ -36,28 +37,26 @@ class ServeResult:
     failed_workers: int = 0
 
 
-def event_loop() -> str:
+def event_loop(loop: str) -> str:
     """DRUM_UVICORN_LOOP with its fallback: uvloop that is not installed → asyncio, with a warning."""
-    loop = get_setting("DRUM_UVICORN_LOOP")
     if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
         logger.warning("DRUM_UVICORN_LOOP=uvloop but uvloop is not installed (pip install uvloop); using asyncio")
         return "asyncio"
     return loop
 
 
-def tls_options() -> dict[str, Any]:
+def tls_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's TLS options from DRUM_SSL_* (TLS 1.2 minimum; the password never leaves this process)."""
-    certfile = get_setting("DRUM_SSL_CERTFILE")
-    keyfile = get_setting("DRUM_SSL_KEYFILE")
+    certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
     if not certfile:
         if keyfile:
             logger.warning("DRUM_SSL_KEYFILE is set without DRUM_SSL_CERTFILE; serving plain HTTP")
         return {}
-    ca_certs = get_setting("DRUM_SSL_CA_CERTS")
+    ca_certs = settings.ssl_ca_certs
     options: dict[str, Any] = {
         "ssl_certfile": certfile,
         "ssl_keyfile": keyfile,
-        "ssl_keyfile_password": get_setting("DRUM_SSL_KEYFILE_PASSWORD"),
+        "ssl_keyfile_password": settings.ssl_keyfile_password,
         "ssl_ca_certs": ca_certs,
         "ssl_cert_reqs": ssl.CERT_REQUIRED if ca_certs else ssl.CERT_NONE,
         "ssl_context_factory": _tls12_minimum,
@@ -72,34 +71,38 @@ def _tls12_minimum(config: uvicorn.Config, default_factory: Any) -> ssl.SSLConte
     return context
 
 
-def uvicorn_config(app: Any, host: str, port: int, log_level: str, workers: int = 1, **extra: Any) -> uvicorn.Config:
-    max_requests = get_setting("DRUM_UVICORN_MAX_REQUESTS")
+def uvicorn_config(app: Any, config: ServerConfig, **extra: Any) -> uvicorn.Config:
+    """uvicorn's Config for `config` (`app`: the app, or a factory's import string with factory=True)."""
+    s = config.settings
+    supervised = config.workers > 1
+    max_requests = s.uvicorn_max_requests if supervised else 0
+    level = config.logging_level
     return uvicorn.Config(
         app,
-        host=host,
-        port=port,
-        workers=workers,
-        loop=event_loop(),
+        host=config.host,
+        port=config.port,
+        workers=config.workers,
+        loop=event_loop(s.uvicorn_loop),
         log_config=None,
-        log_level=log_level if log_level in UVICORN_LOG_LEVELS else "warning",
+        log_level=level if level in UVICORN_LOG_LEVELS else "warning",
         access_log=False,
         lifespan="on",
         server_header=False,
         # httptools receiving large bodies whole (protocol.py), else uvicorn's choice
         http=WholeBodyHttpToolsProtocol or "auto",
-        backlog=get_setting("DRUM_WEBSERVER_BACKLOG"),
-        timeout_keep_alive=get_setting("DRUM_UVICORN_KEEP_ALIVE"),
-        timeout_graceful_shutdown=get_setting("DRUM_UVICORN_GRACEFUL_TIMEOUT"),
-        limit_max_requests=max_requests if max_requests and workers > 1 else None,
-        limit_max_requests_jitter=max(1, max_requests // 10) if max_requests and workers > 1 else 0,
-        **tls_options(),
+        backlog=s.backlog,
+        timeout_keep_alive=s.uvicorn_keep_alive,
+        timeout_graceful_shutdown=s.uvicorn_graceful_timeout,
+        limit_max_requests=max_requests or None,
+        limit_max_requests_jitter=max(1, max_requests // 10) if max_requests else 0,
+        **tls_options(s),
         **extra,
     )
 
 
-def serve(app: Any, host: str, port: int, log_level: str = "warning") -> ServeResult:
+def serve(app: Any, config: ServerConfig) -> ServeResult:
     """One process: serve until SIGINT/SIGTERM (graceful)."""
-    server = uvicorn.Server(uvicorn_config(app, host, port, log_level))
+    server = uvicorn.Server(uvicorn_config(app, config))
     # uvicorn re-raises the signal it stopped on to the previous handler: make SIGTERM's a no-op so a
     # graceful stop exits 0 instead of being killed by the default handler.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
@@ -110,13 +113,12 @@ def serve(app: Any, host: str, port: int, log_level: str = "warning") -> ServeRe
     return ServeResult(server.started)
 
 
-def serve_workers(
-    factory: str, workers: int, host: str, port: int, log_level: str, environ: dict[str, str]
-) -> ServeResult:
-    """N worker processes under uvicorn's supervisor; `environ` carries the DRUM options to workers."""
-    os.environ.update(environ)
-    config = uvicorn_config(factory, host, port, log_level, workers=workers, factory=True)
-    supervisor = Multiprocess(config, sockets=[config.bind_socket()])
+def serve_workers(factory: str, config: ServerConfig, environ: dict[str, str]) -> ServeResult:
+    """`config.workers` processes under uvicorn's supervisor, each building its app with `factory` (an
+    import string); `config` (as CONFIG_ENV) and `environ` reach them in their environment."""
+    os.environ.update({**environ, CONFIG_ENV: config.to_json()})
+    uv_config = uvicorn_config(factory, config, factory=True)
+    supervisor = Multiprocess(uv_config, sockets=[uv_config.bind_socket()])
     supervisor.run()
     failed = sum(1 for p in supervisor.processes if p.exitcode == STARTUP_FAILURE)
     return ServeResult(True, failed)

@@ -1,50 +1,29 @@
-"""The Flask app factory: DRUM's `model_api` blueprint generated from the route table, same handlers and
-error format as the FastAPI server.
+"""The Flask app of a `Runtime`: DRUM's `model_api` blueprint generated from the route table, same handlers,
+dispatch and error format as the FastAPI server.
 
 Every route keeps DRUM's endpoint name (`model_api.ping`, `model_api.predict`, ...) so `custom_flask.py`
-extensions that check `request.endpoint` work unchanged. A WSGI layer outside Flask adds the request id
-and DRUM headers, merges repeated slashes and enforces the body limit, so every answer (user
-`before_request` ones included) gets them, exactly like the FastAPI middleware.
+extensions that check `request.endpoint` work unchanged. A WSGI layer outside Flask (`DrumWsgi`) applies
+DRUM's HTTP policy (`drum.serving.http`: request id and DRUM headers, merged slashes, the body limit), so
+every answer (user `before_request` ones included) gets them, exactly like the FastAPI middleware.
 """
 
 from __future__ import annotations
 
-import gc
-import logging
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from drum import DRUM_COMPAT_VERSION
 from drum.observability.logging import request_id_var
-from drum.serving.dispatch import early_response, run_route
-from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
-from drum.serving.handlers import ServingContext
+from drum.serving import http
 from drum.serving.request import QueryParams, RequestData
-from drum.serving.response import ResponseData, error_response
+from drum.serving.response import ResponseData
 from drum.serving.routes import ROUTES, Route, full_paths
+from drum.serving.runtime import Runtime
 
-logger = logging.getLogger("drum.server")
 BLUEPRINT = "model_api"
-_SLASHES = re.compile("/{2,}")
-
-
-@dataclass
-class FlaskAppConfig:
-    """How to build the Flask app; `context` is the loaded model (or the error-server context)."""
-
-    context: ServingContext
-    url_prefix: str = ""
-    #: Largest request body in bytes (0: no limit).
-    max_upload_size: int = 104857600
-    #: Called with the built app (custom_flask.py's init_app).
-    extend: Callable[[Flask], None] | None = None
 
 
 def to_response(data: ResponseData) -> Response:
@@ -57,7 +36,8 @@ def to_response(data: ResponseData) -> Response:
     return response
 
 
-def _request_data(path_params: dict[str, str]) -> RequestData:
+def request_data(path_params: dict[str, str]) -> RequestData:
+    """The `RequestData` of the current Flask request (the one place that builds it)."""
     return RequestData(
         method=request.method,
         path=request.path,
@@ -68,12 +48,9 @@ def _request_data(path_params: dict[str, str]) -> RequestData:
     )
 
 
-def _view(ctx: ServingContext, route: Route) -> Callable[..., Response]:
+def _view(runtime: Runtime, route: Route) -> Callable[..., Response]:
     def view(**path_params: str) -> Response:
-        early = early_response(ctx, route, request.method, request.path)
-        if early is not None:
-            return to_response(early)
-        return to_response(run_route(ctx, route, _request_data(path_params)))
+        return to_response(runtime.respond_blocking(route, request_data(path_params)))
 
     view.__name__ = route.name
     return view
@@ -83,12 +60,12 @@ def _flask_rule(path: str) -> str:
     return path.replace("{path:path}", "<path:path>")
 
 
-def model_api_blueprint(ctx: ServingContext, prefix: str) -> Blueprint:
+def model_api_blueprint(runtime: Runtime, prefix: str) -> Blueprint:
     """DRUM's `model_api` blueprint: every route of the table, both slash spellings, one view per endpoint."""
     blueprint = Blueprint(BLUEPRINT, __name__)
     views: dict[str, Callable[..., Response]] = {}
     for route in ROUTES:
-        view = views.setdefault(route.name, _view(ctx, route))
+        view = views.setdefault(route.name, _view(runtime, route))
         for path in full_paths(route, prefix):
             blueprint.add_url_rule(
                 _flask_rule(path),
@@ -102,35 +79,27 @@ def model_api_blueprint(ctx: ServingContext, prefix: str) -> Blueprint:
 
 
 def _http_error(exc: HTTPException) -> Response:
-    """Unknown routes and wrong methods answer JSON in DRUM's error format, as the FastAPI server does."""
+    """Unknown routes, wrong methods (and a chunked body over the limit) in DRUM's error format."""
     limit = current_app.config.get("DRUM_MAX_UPLOAD_SIZE")
     if exc.code == 413 and limit:  # a chunked body that crossed the limit (Content-Length is checked earlier)
-        data = error_response(too_large_text(limit), 413)
-    elif exc.code == 404:
-        data = error_response(NOT_FOUND_TEXT, 404)
-    elif exc.code == 405:
-        headers = [(k, v) for k, v in exc.get_headers() if k.lower() == "allow"]
-        data = error_response(METHOD_NOT_ALLOWED_TEXT, 405, headers)
-    else:
-        data = error_response(f"{exc.code}: {exc.description}", exc.code or 500)
-    return to_response(data)
+        return to_response(http.body_too_large(limit))
+    return to_response(http.framework_error(exc.code or 500, exc.description or "", list(exc.get_headers())))
 
 
-def create_flask_app(config: FlaskAppConfig) -> Flask:
+def create_flask_app(runtime: Runtime, extend: Callable[[Flask], None] | None = None) -> Flask:
+    """DRUM's Flask app serving `runtime` (already started), extended by `extend` (custom_flask.py's init_app)."""
+    config = runtime.config
+    limit = config.settings.max_upload_size
     app = Flask("drum")
     app.url_map.merge_slashes = False  # merged by DrumWsgi without a redirect
     # Not MAX_CONTENT_LENGTH: werkzeug would silently truncate chunked bodies at it; DrumWsgi answers 413.
-    app.config["DRUM_MAX_UPLOAD_SIZE"] = config.max_upload_size
-    app.register_blueprint(model_api_blueprint(config.context, config.url_prefix))
+    app.config["DRUM_MAX_UPLOAD_SIZE"] = limit
+    app.register_blueprint(model_api_blueprint(runtime, config.url_prefix))
     app.register_error_handler(HTTPException, _http_error)
-    app.extensions["drum"] = config.context
-    if config.extend is not None:
-        config.extend(app)
-    app.wsgi_app = DrumWsgi(app.wsgi_app, config.max_upload_size)  # type: ignore[method-assign]
-    # The model and libraries live as long as the server: out of the collector's sight (full
-    # collections then walk only what requests made; see the FastAPI app's lifespan).
-    gc.collect()
-    gc.freeze()
+    app.extensions["drum"] = runtime
+    if extend is not None:
+        extend(app)
+    app.wsgi_app = DrumWsgi(app.wsgi_app, limit)  # type: ignore[method-assign]
     return app
 
 
@@ -143,31 +112,31 @@ class DrumWsgi:
         self.limit = limit
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if "//" in path:
-            environ["PATH_INFO"] = _SLASHES.sub("/", path)
-        request_id = environ.get("HTTP_X_REQUEST_ID") or str(uuid.uuid4())
+        environ["PATH_INFO"] = http.merge_slashes(environ.get("PATH_INFO", ""))
+        request_id = http.request_id(environ.get("HTTP_X_REQUEST_ID"))
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        extra = [("X_Request_ID", request_id), ("X-Drum-Version", DRUM_COMPAT_VERSION)]
+        extra = http.drum_headers(request_id)
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            code = int(status.split(" ", 1)[0])
-            if code >= 400:
-                logger.info(
-                    "API [%s %s?%s] request time: %s sec, request_id: %s",
-                    environ.get("REQUEST_METHOD"),
-                    environ.get("PATH_INFO"),
+            if int(status.split(" ", 1)[0]) >= 400:
+                http.log_error_answer(
+                    environ.get("REQUEST_METHOD", ""),
+                    environ.get("PATH_INFO", ""),
                     environ.get("QUERY_STRING", ""),
-                    round(time.perf_counter() - started, 6),
+                    time.perf_counter() - started,
                     request_id,
                 )
             return start_response(status, [*headers, *extra], exc_info)
 
         try:
-            if self.limit and _content_length(environ) > self.limit:
-                return _reject(self.limit, start)
-            if self.limit and not environ.get("CONTENT_LENGTH") and "wsgi.input" in environ:
+            length = http.content_length(environ.get("CONTENT_LENGTH") or None)
+            if http.exceeds(self.limit, length):
+                data = http.body_too_large(self.limit)
+                headers = [("Content-Type", data.content_type or ""), ("Content-Length", str(len(data.body)))]
+                start("413 REQUEST ENTITY TOO LARGE", [*headers, *data.headers])
+                return [data.body]
+            if self.limit and length is None and "wsgi.input" in environ:
                 environ["wsgi.input"] = _LimitedInput(environ["wsgi.input"], self.limit)  # chunked body
             return self.app(environ, start)
         finally:
@@ -195,21 +164,3 @@ class _LimitedInput:
 
     def __iter__(self) -> Iterator[bytes]:
         return iter(self.readline, b"")
-
-
-def too_large_text(limit: int) -> str:
-    return f"Request body too large. Limit is {limit} bytes"
-
-
-def _content_length(environ: dict[str, Any]) -> int:
-    try:
-        return int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
-
-
-def _reject(limit: int, start_response: Callable[..., Any]) -> list[bytes]:
-    data = error_response(too_large_text(limit), 413)
-    headers = [("Content-Type", data.content_type or ""), ("Content-Length", str(len(data.body)))]
-    start_response("413 REQUEST ENTITY TOO LARGE", headers)
-    return [data.body]

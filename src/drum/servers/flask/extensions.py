@@ -13,8 +13,8 @@ from pathlib import Path
 from flask import Flask
 
 from drum.errors import DrumCommonException
+from drum.model.code_dir import FLASK_EXTENSION_FILE, find_files
 from drum.model.module_loader import import_from_file
-from drum.servers.fastapi.extensions import FLASK_EXTENSION_FILE, find_files
 
 logger = logging.getLogger("drum.server.extensions")
 MODULE_NAME = "custom_flask"
