@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
-import traceback
 from collections.abc import MutableMapping
 
-from drum.errors import DrumCommonException, DrumSchemaValidationException
+from drum.cli.reporting import report_error
+from drum.errors import DrumCommonException
 
 logger = logging.getLogger("drum")
-SCHEMA_VALIDATION_EXIT_CODE = 3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,18 +30,6 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, SystemExit):
             raise
         return report_error(exc, bool(getattr(options, "show_stacktrace", False)))
-
-
-def report_error(exc: BaseException, show_stacktrace: bool) -> int:
-    """Print `exc` as drum reports errors (`ERROR: ...`, with the traceback when asked for or when it is
-    not one of drum's own errors); returns the exit code: 3 for a schema validation error, 130 for an
-    interrupt, else 1."""
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
-    if show_stacktrace or not isinstance(exc, (DrumCommonException, DrumSchemaValidationException)):
-        traceback.print_exception(exc)
-    print(f"ERROR: {exc}", file=sys.stderr)
-    return SCHEMA_VALIDATION_EXIT_CODE if isinstance(exc, DrumSchemaValidationException) else 1
 
 
 def limit_blas_spin(environ: MutableMapping[str, str] = os.environ) -> None:

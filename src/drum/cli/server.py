@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from drum.cli.reporting import report_error
 from drum.config.server_config import ServerConfig
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
@@ -136,8 +137,6 @@ def exit_on_start_error(exc: BaseException, show_stacktrace: bool, code: int | N
     """The runtime failed to start in the app's lifespan (the model failed to load, no error server):
     report it as `drum` reports any error and end the process with `code` (default: what `drum` would
     return for it); uvicorn would otherwise log the traceback and keep a supervisor restarting workers."""
-    from drum.cli.main import report_error
-
     status = report_error(exc, show_stacktrace)
     sys.stdout.flush()
     sys.stderr.flush()
