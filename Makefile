@@ -34,7 +34,7 @@ $(VENV)/.installed-bench: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $@
 
-# Side-by-side benchmark (README "Benchmarks"): DRUM_REFERENCE_VENV=/path/to/venv adds DRUM 1.18.1 as the
+# Side-by-side benchmark (bench/README.md): DRUM_REFERENCE_VENV=/path/to/venv adds DRUM 1.18.1 as the
 # first column; BENCH_ARGS selects a subset, e.g. BENCH_ARGS='--quick' or '--servers fastapi,gunicorn --cases csv1-*'.
 BENCH_ARGS ?=
 bench: $(VENV)/.installed-bench

@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ours-src", type=Path,
                    help="serve this project's servers from this source tree (its src/ dir, put on PYTHONPATH), "
                    "e.g. from `git archive COMMIT src | tar -x -C DIR`; default: the installed drum")  # fmt: skip
+    p.add_argument("--before-src", type=Path,
+                   help="also serve this source tree's FastAPI server at its defaults as the fastapi-before column "
+                   "(e.g. `git archive OLD src | tar -x -C DIR`, then DIR/src): before/after from one run")  # fmt: skip
     p.add_argument("--server-env", action="append", default=[], metavar="SERVER:NAME=VALUE",
                    help="extra environment of one server, e.g. fastapi-batching:DRUM_BATCHING_MAX_ROWS=64")  # fmt: skip
     p.add_argument("--out", help="results name under bench/results/ (default: latest, or quick with --quick)")
@@ -67,7 +70,7 @@ def _quick_names() -> list[str]:
 
 def choose_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], dict[str, str]]:
     """The servers to run in order, and the ones skipped with the reason."""
-    known = known_servers(args.reference_venv, args.drum, args.ours_src)
+    known = known_servers(args.reference_venv, args.drum, args.ours_src, args.before_src)
     names = [n.strip() for n in args.servers.split(",") if n.strip()] if args.servers else list(known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -238,7 +241,7 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
-        for name, spec in known_servers(args.reference_venv, args.drum, args.ours_src).items():
+        for name, spec in known_servers(args.reference_venv, args.drum, args.ours_src, args.before_src).items():
             print(f"server {name}: {spec.note if isinstance(spec, ServerSpec) else 'unavailable: ' + spec}")
         for c in CASES:
             flags = ("" if c.default else " (only when named)") + (" [quick]" if c.name in _quick_names() else "")
@@ -263,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "meta": {
             "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": machine(), "ours": describe_ours(args.ours_src), "tool": tool, "duration_s": duration,
+            "machine": machine(), "ours": describe_ours(args.ours_src),
+            **({"before": f"source tree {args.before_src}"} if args.before_src else {}),
+            "tool": tool, "duration_s": duration,
             "rounds": rounds,
             "skipped": skipped,
             "cases": [c.name for c in cases], "command": "python -m bench " + " ".join(argv or sys.argv[1:]),

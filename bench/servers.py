@@ -52,12 +52,13 @@ def batching_supported(src: Path | None = None) -> bool:
 
 
 def known_servers(
-    reference_venv: str | None, ours: str | None = None, ours_src: Path | None = None
+    reference_venv: str | None, ours: str | None = None, ours_src: Path | None = None, before_src: Path | None = None
 ) -> dict[str, ServerSpec | str]:
     """Every server name -> its spec, or the reason it cannot run here.
 
     `ours_src`: serve this project's servers from that source tree (put first on PYTHONPATH), e.g. a
-    `git archive` of another commit, instead of the installed drum.
+    `git archive` of another commit, instead of the installed drum. `before_src`: also serve that source
+    tree's FastAPI server at its defaults, as `fastapi-before` (before/after columns from one run).
     """
     ours = ours or str(Path(sys.executable).with_name("drum"))
     base = {"DRUM_SERVER_TYPE": "fastapi", **({"PYTHONPATH": str(ours_src.resolve())} if ours_src else {})}
@@ -69,6 +70,11 @@ def known_servers(
         servers["drum-1.18.1"] = (
             f"no {ref}" if ref else "DRUM_REFERENCE_VENV is not set (a venv with datarobot-drum==1.18.1)"
         )
+    if before_src is not None:
+        servers["fastapi-before"] = ServerSpec(
+            "fastapi-before", ours, {"DRUM_SERVER_TYPE": "fastapi", "PYTHONPATH": str(before_src.resolve())},
+            f"defaults, served from {before_src}",
+        )  # fmt: skip
     servers["fastapi"] = ServerSpec("fastapi", ours, base, "defaults (1 executor thread)")
     servers["fastapi-4threads"] = ServerSpec(
         "fastapi-4threads", ours, {**base, "DRUM_FASTAPI_EXECUTOR_WORKERS": "4"},

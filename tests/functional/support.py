@@ -55,7 +55,7 @@ if REFERENCE_CMD:  # pragma: no cover - development aid only
     _conftest.DRUM[:] = REFERENCE_CMD.split()
     os.environ.setdefault("MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE", runtime_param("werkzeug"))
 
-#: Tests that pin one of our decided deviations from DRUM 1.18.1 (see README).
+#: Tests that pin one of our decided deviations from DRUM 1.18.1 (see docs/compatibility.md).
 ours_only = pytest.mark.skipif(bool(REFERENCE_CMD), reason="decided deviation from DRUM 1.18.1")
 
 DRUM_VERSION = "1.18.1"

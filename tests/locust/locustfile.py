@@ -6,7 +6,7 @@ run depends on the model being served, set with environment variables (see tests
 - LOCUST_TASKS: comma-separated task names (default: ping,predict_csv); all of them are ping,
   predict_csv, predict_json, predict_unstructured, chat, chat_stream. DRUM parses only CSV (and
   Matrix Market) on /predict/: predict_json needs a model whose `read_input_data` hook reads JSON
-  records (see the README).
+  records (see `read_input_data` in docs/usage.md).
 - LOCUST_CSV: a CSV file to POST to /predict/ (default: a 1-row CSV with the columns of
   examples/regression/input.csv); LOCUST_ROWS: how many of its rows to send (default: all).
 - LOCUST_UNSTRUCTURED_BYTES: size of the /predictUnstructured/ body (default 1024).

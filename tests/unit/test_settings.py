@@ -1,4 +1,4 @@
-"""The settings table: parsing, ranges, fallbacks, runtime parameter vs env precedence, README in sync."""
+"""The settings table: parsing, ranges, fallbacks, runtime parameter vs env precedence, docs/settings.md in sync."""
 
 import json
 from pathlib import Path
@@ -7,7 +7,7 @@ import pytest
 
 from drum.config.settings import SETTINGS, SettingError, get_setting, settings_table
 
-README = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+SETTINGS_DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 
 
 def rp(value, type_="numeric"):
@@ -116,7 +116,7 @@ def test_secret_values_are_not_logged():
 
 def test_readme_table_is_generated_from_settings():
     """docs/settings.md's table: run `python tools/update_docs.py` when this fails."""
-    assert settings_table() in README.read_text()
+    assert settings_table() in SETTINGS_DOC.read_text()
 
 
 def test_server_limits_openblas_spin_unless_told_otherwise():
