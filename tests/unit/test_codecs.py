@@ -1,4 +1,4 @@
-"""Codecs: CSV/MTX reading rules, DRUM's JSON/CSV/multipart encodings, unstructured payload rules."""
+"""Codecs: CSV/MTX reading rules, transform CSV/multipart encodings, unstructured payload rules."""
 
 import io
 
@@ -46,17 +46,6 @@ def test_mimetype_support_table():
     assert not codecs.is_mimetype_supported("application/json")
     assert codecs.mimetype_from_filename("a.mtx") == "text/mtx"
     assert codecs.mimetype_from_filename("a.csv") is None
-
-
-def test_predictions_json_shapes():
-    single = pd.DataFrame({"Predictions": [1.0, 2.5]})
-    assert codecs.predictions_json(single) == b'{"predictions":[1.0,2.5]}'
-    multi = pd.DataFrame({"b": [0.25], "a": [0.75]})
-    assert codecs.predictions_json(multi) == b'{"predictions":[{"b":0.25,"a":0.75}]}'
-    extra = pd.DataFrame({"e": ["x"], "n": [1]})
-    assert codecs.predictions_json(single.iloc[:1], extra) == (
-        b'{"predictions":[1.0],"extraModelOutput":{"columns":["e","n"],"index":[0],"data":[["x",1]]}}'
-    )
 
 
 def test_transform_csv_crlf_without_trailing_newline():

@@ -81,28 +81,6 @@ def test_fast_path_matches_pandas_on_random_numeric_tables():
             pd.testing.assert_frame_equal(got, pandas_read(body), check_exact=False, rtol=1e-15)
 
 
-@pytest.mark.parametrize(
-    "frame",
-    [
-        pd.DataFrame({"Predictions": [0.1 + 0.2, 1e20, 1e-5, 3.0, np.nan, 7.25]}),
-        pd.DataFrame({"yes": [0.25, 0.5, 0.1, 1.0, 0.0, 0.3], "no/maybe},{": [0.75, 0.5, 0.9, 0.0, 1.0, 0.7]}),
-        pd.DataFrame({"a": [0.1] * 6, "b": [0.2] * 6, "c": [0.7] * 6}),
-    ],
-)
-def test_split_predictions_json_is_byte_identical_to_encoding_each_slice(frame):
-    sizes = [1, 0, 2, 3]
-    bodies = codecs.split_predictions_json(frame, sizes)
-    if '},{' in "".join(frame.columns):
-        assert bodies is None
-        return
-    start, expected = 0, []
-    for size in sizes:
-        expected.append(codecs.predictions_json(frame.iloc[start : start + size].reset_index(drop=True)))
-        start += size
-    assert bodies == expected
-    assert codecs.split_predictions_json(frame, [1, 2]) is None  # rows do not add up
-
-
 # --- large bodies: pandas in parallel parts ------------------------------------------------------
 
 
@@ -356,16 +334,14 @@ def test_csv_reader_is_loaded_for_structured_models_only(monkeypatch, target, pr
     from types import SimpleNamespace
 
     from drum.cli import server
+    from drum.config.settings import Settings
     from drum.model.target import TargetType
 
     calls: list[bool] = []
     monkeypatch.setattr(server, "load_polars", lambda: calls.append(True) or True)
-    if setting is None:
-        monkeypatch.delenv("DRUM_POLARS_CSV", raising=False)
-    else:
-        monkeypatch.setenv("DRUM_POLARS_CSV", setting)
+    enabled = Settings.read({} if setting is None else {"DRUM_POLARS_CSV": setting}).polars_csv
     context = SimpleNamespace(predictor=object() if predictor else None, target_type=TargetType[target])
-    server.load_csv_reader(context)  # type: ignore[arg-type]
+    server.load_csv_reader(context, enabled)  # type: ignore[arg-type]
     assert calls == ([True] if loads else [])
 
 

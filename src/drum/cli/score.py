@@ -26,7 +26,8 @@ from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model import codecs, csv_chunks
 from drum.model.monitoring import attach_monitor
-from drum.model.predictor import Predictor
+from drum.model.output import prediction_csv
+from drum.model.predictor import PredictionInput, Predictor
 from drum.model.target import TargetType
 from drum.serving.request import parse_options_header
 
@@ -78,8 +79,8 @@ def _score_whole(predictor: Predictor, options: argparse.Namespace) -> str:
     if predictor.target_type == TargetType.TRANSFORM:
         out, _ = predictor.transform(data, mimetype)  # DRUM's score passes no sparse column names here
         return out.to_csv(index=False)
-    result = predictor.predict(binary_data=data, mimetype=mimetype, sparse_colnames=_sparse_colnames(options))
-    return codecs.predictions_csv(result.predictions, result.extra_model_output)
+    result = predictor.predict(PredictionInput.from_file(data, mimetype, _sparse_colnames(options)))
+    return prediction_csv(result)
 
 
 # --- structured, in chunks ------------------------------------------------------------------------
@@ -100,7 +101,7 @@ def _chunk_output(predictor: Predictor, chunk: bytes, frame: pd.DataFrame, mimet
     if predictor.target_type == TargetType.TRANSFORM:
         out, _ = predictor.transform_loaded(frame)
         return out
-    result = predictor.predict_loaded(frame, binary_data=chunk, mimetype=mimetype, sparse_colnames=None)
+    result = predictor.predict_loaded(frame, PredictionInput.from_file(chunk, mimetype))
     predictions, extra = result.predictions, result.extra_model_output
     if extra is None:
         return predictions

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from drum.cli.reporting import report_error
 from drum.config.server_config import ServerConfig
+from drum.config.settings import Settings
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
 from drum.model.fastcsv import load_polars
@@ -54,7 +55,8 @@ def build_context(options: argparse.Namespace, config: ServerConfig, csv_reader:
     deployment_config = read_deployment_config(getattr(options, "deployment_config", None))
     gpu_predictor = getattr(options, "gpu_predictor", None)
     if gpu_predictor:
-        predictor: Predictor = openai_backend_predictor(model, gpu_predictor, bool(getattr(options, "sidecar", False)))
+        sidecar = bool(getattr(options, "sidecar", False))
+        predictor: Predictor = openai_backend_predictor(model, gpu_predictor, sidecar, config.settings)
     else:
         predictor = Predictor(model).load()
     attach_monitor(predictor, options)
@@ -67,14 +69,13 @@ def build_context(options: argparse.Namespace, config: ServerConfig, csv_reader:
         deployment_config=deployment_config,
         times=RequestTimes(bool(getattr(options, "show_perf", False))),
     )
-    if csv_reader and config.settings.polars_csv:
-        load_csv_reader(context)
+    if csv_reader:
+        load_csv_reader(context, config.settings.polars_csv)
     return context
 
 
-def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> Predictor:
+def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool, settings: Settings) -> Predictor:
     """`--gpu-predictor nim|vllm --sidecar`: the backend runs beside drum, which never starts it."""
-    from drum.config.settings import get_setting
     from drum.model.openai_backend import OpenAIBackendPredictor
 
     if kind not in ("nim", "vllm"):
@@ -86,18 +87,14 @@ def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool) -> P
             "at it and add --sidecar."
         )
     return OpenAIBackendPredictor(
-        config,
-        kind,
-        get_setting("OPENAI_HOST"),
-        get_setting("OPENAI_PORT"),
-        get_setting("DRUM_OPENAI_CLIENT_TIMEOUT"),
+        config, kind, settings.openai_host, settings.openai_port, settings.openai_client_timeout
     ).load()
 
 
-def load_csv_reader(context: ServingContext) -> None:
-    """Load polars for large CSV bodies (DRUM_POLARS_CSV) when the model takes structured input; in the
-    process that serves requests, after any fork."""
-    if context.predictor is None or context.target_type == TargetType.UNSTRUCTURED:
+def load_csv_reader(context: ServingContext, enabled: bool) -> None:
+    """Load polars for large CSV bodies when `enabled` (DRUM_POLARS_CSV) and the model takes structured
+    input; in the process that serves requests, after any fork."""
+    if not enabled or context.predictor is None or context.target_type == TargetType.UNSTRUCTURED:
         return
     if not load_polars():
         logger.info("polars is not available: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")

@@ -1,4 +1,5 @@
-"""Payload codecs: structured input (CSV, Matrix Market) in, DRUM's JSON / CSV / multipart out.
+"""Payload codecs: structured input (CSV, Matrix Market) in, transform multipart and unstructured payloads
+out. Structured predictions become bodies in `drum.model.output`.
 
 Everything here works on bytes and DataFrames; nothing knows about HTTP frameworks.
 """
@@ -11,7 +12,6 @@ import os
 import uuid
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from scipy.io import mmread, mmwrite
 from scipy.sparse import issparse
@@ -76,48 +76,6 @@ def read_structured_input(
         return df
     except pd.errors.ParserError:
         raise DrumCommonException(f"Pandas failed to read input binary data {data!r}") from None
-
-
-# --- structured prediction responses -------------------------------------------------------------
-
-
-def predictions_json(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> bytes:
-    """DRUM's default body: `{"predictions":[...]}` plus `extraModelOutput` in split orientation."""
-    out = predictions[predictions.columns[0]] if len(predictions.columns) == 1 else predictions
-    body = '{"predictions":' + out.to_json(orient="records")
-    if extra_model_output is not None:
-        body += ',"extraModelOutput":' + extra_model_output.to_json(orient="split")
-    return (body + "}").encode("utf-8")
-
-
-def split_predictions_json(predictions: pd.DataFrame, sizes: list[int]) -> list[bytes] | None:
-    """`predictions_json` of consecutive row slices of `predictions` (adaptive batching), byte for byte:
-    the frame is encoded once and the JSON array cut at record boundaries. None when a cut is not
-    certain (a label containing `},{`); then encode each slice."""
-    total = sum(sizes)
-    if len(predictions) != total:
-        return None
-    single = len(predictions.columns) == 1
-    out = predictions[predictions.columns[0]] if single else predictions
-    inner = out.to_json(orient="records")[1:-1]
-    separator = "," if single else "},{"
-    records = (inner if single else inner[1:-1]).split(separator) if inner else []
-    if len(records) != total:
-        return None
-    bodies = []
-    start = 0
-    for size in sizes:
-        part = records[start : start + size]
-        start += size
-        text = ",".join(part) if single else ",".join("{" + r + "}" for r in part)
-        bodies.append(('{"predictions":[' + text + "]}").encode("utf-8"))
-    return bodies
-
-
-def predictions_csv(predictions: pd.DataFrame, extra_model_output: pd.DataFrame | None = None) -> str:
-    """What `drum score` writes: predictions joined with any extra output, no index."""
-    frame = predictions if extra_model_output is None else predictions.join(extra_model_output)
-    return frame.to_csv(index=False)
 
 
 # --- transform responses --------------------------------------------------------------------------
@@ -226,9 +184,3 @@ def encode_unstructured(
         return (None if data is None else data.encode(charset)), mimetype, charset
     return data, kwargs.get("mimetype", OCTET_STREAM), kwargs.get("charset")
 
-
-def float_predictions(df: pd.DataFrame) -> pd.DataFrame:
-    """DRUM casts numeric prediction frames to float64 before encoding (so `1` becomes `1.0`)."""
-    if all(dtype == np.float64 for dtype in df.dtypes):
-        return df
-    return df.astype(np.float64)

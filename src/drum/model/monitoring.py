@@ -20,7 +20,7 @@ from drum.errors import DrumCommonException
 from drum.model import codecs
 
 if TYPE_CHECKING:
-    from drum.model.predictor import Predictor, PredictResponse
+    from drum.model.predictor import PredictionInput, Predictor, PredictResponse
 
 logger = logging.getLogger("drum.model.monitoring")
 INSTALL_HINT = "pip install 'drum[mlops]'"
@@ -67,8 +67,9 @@ class MLOpsMonitor:
         atexit.register(self.shutdown)
 
     def report_prediction(
-        self, predictor: Predictor, kwargs: dict[str, Any], data: Any, response: PredictResponse, seconds: float
+        self, predictor: Predictor, inputs: PredictionInput, data: Any, response: PredictResponse, seconds: float
     ) -> None:
+        """Report one structured prediction: its count and time, and the request's features re-read."""
         if not self.report_structured or self._closed:
             return
         predictions = response.predictions
@@ -79,7 +80,7 @@ class MLOpsMonitor:
             values = predictions.values.tolist()
             class_names = list(predictions.columns)
         try:
-            features = codecs.read_structured_input(kwargs.get("binary_data", b""), kwargs.get("mimetype"))
+            features = codecs.read_structured_input(inputs.binary_data, inputs.mimetype)
         except Exception as exc:  # noqa: BLE001 - DRUM fails the request here; we report the stats only
             logger.warning("MLOps: could not re-read the request's features (%s); reporting stats only", exc)
             features = None

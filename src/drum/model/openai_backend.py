@@ -22,11 +22,10 @@ from typing import Any
 import numpy as np
 
 from drum.config.runtime_params import RuntimeParameters
-from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
 from drum.model.hooks import load_hooks
 from drum.model.marshalling import marshal_predictions
-from drum.model.predictor import ModelConfig, Predictor, PredictResponse, tag_chunks
+from drum.model.predictor import ModelConfig, PredictionInput, Predictor, PredictResponse, tag_chunks
 from drum.model.target import TargetType
 
 logger = logging.getLogger("drum.model.openai_backend")
@@ -47,7 +46,12 @@ def optional_parameter(name: str, default: Any = None) -> Any:
 class OpenAIBackendPredictor(Predictor):
     """A model served by an OpenAI-compatible backend (NIM, vLLM) that runs beside drum."""
 
-    def __init__(self, config: ModelConfig, kind: str) -> None:
+    def __init__(
+        self, config: ModelConfig, kind: str, host: str, port: int | str, client_timeout: float
+    ) -> None:
+        """`host`, `port`: the backend's address (OPENAI_HOST, OPENAI_PORT; for NIM the runtime parameters
+        DR_NIM_SERVER_HOST/DR_NIM_SERVER_PORT win); `client_timeout`: the OpenAI client's seconds
+        (DRUM_OPENAI_CLIENT_TIMEOUT)."""
         super().__init__(config)
         if kind not in BACKENDS:
             raise DrumCommonException(
@@ -55,8 +59,9 @@ class OpenAIBackendPredictor(Predictor):
             )
         self.kind = kind
         self.name, default_health = BACKENDS[kind]
-        self.openai_host = str(get_setting("OPENAI_HOST"))
-        self.openai_port = str(get_setting("OPENAI_PORT"))
+        self.openai_host = str(host)
+        self.openai_port = str(port)
+        self.client_timeout = client_timeout
         self.health_route = default_health
         if kind == "nim":
             self.health_route = optional_parameter("DR_NIM_HEALTH_ROUTE", default_health)
@@ -84,9 +89,7 @@ class OpenAIBackendPredictor(Predictor):
             ) from None
         # custom.py is optional; its `init` runs. In sidecar mode DRUM never calls `load_model`.
         self.hooks = load_hooks(self.config.code_dir, self.target_type)
-        self.client = OpenAI(
-            base_url=f"{self.base_url}/v1", api_key="fake", timeout=get_setting("DRUM_OPENAI_CLIENT_TIMEOUT")
-        )
+        self.client = OpenAI(base_url=f"{self.base_url}/v1", api_key="fake", timeout=self.client_timeout)
         logger.info("Serving the %s backend at %s (sidecar: drum does not start it)", self.name, self.base_url)
         return self
 
@@ -115,18 +118,24 @@ class OpenAIBackendPredictor(Predictor):
     def has_read_input_data_hook(self) -> bool:
         return False
 
-    def predict(self, **kwargs: Any) -> PredictResponse:
+    def extra_score_kwargs(self) -> dict[str, Any]:
+        """A NIM `score` hook also gets `base_url` and `openai_client`, as in DRUM."""
+        if self.kind == "nim":
+            return {"base_url": self.base_url, "openai_client": self.client}
+        return {}
+
+    def predict(self, inputs: PredictionInput) -> PredictResponse:
+        """NIM with a `score` hook: the hook (its model is the served model's name); else one chat
+        completion per row of the prompt column."""
         if self.kind == "nim" and self.hooks.has("score"):
-            kwargs["base_url"] = self.base_url
-            kwargs["openai_client"] = self.client
             self.model = self.served_model_name
-            return super().predict(**kwargs)
+            return super().predict(inputs)
         if self.target_type != TargetType.TEXT_GENERATION:
             raise DrumCommonException(
                 "The default predict() implementation for this Predictor requires a Text Generation target "
                 "type. To support other target types, you must implement a custom hook."
             )
-        data = kwargs["binary_data"]
+        data = inputs.binary_data
         text = data.decode("utf8") if isinstance(data, bytes) else data
         results: list[str | None] = []
         for row in csv.DictReader(io.StringIO(text)):

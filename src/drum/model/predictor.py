@@ -51,8 +51,48 @@ class ModelConfig:
     type_schema: dict | None = None
 
 
+@dataclass(frozen=True)
+class PredictionInput:
+    """One structured prediction's input as received: the payload and what DRUM knows about it."""
+
+    binary_data: bytes
+    mimetype: str | None
+    charset: str | None = None
+    sparse_colnames: list[str] | None = None
+    #: DRUM's server passes `charset` to the `score` hook (None included); `drum score` does not.
+    pass_charset: bool = True
+
+    @classmethod
+    def from_file(
+        cls, binary_data: bytes, mimetype: str | None, sparse_colnames: list[str] | None = None
+    ) -> PredictionInput:
+        """The input `drum score` reads from a file: no charset, none passed to the hook."""
+        return cls(binary_data, mimetype, None, sparse_colnames, pass_charset=False)
+
+    def hook_kwargs(self, config: ModelConfig, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The keyword arguments of the `score` hook, in DRUM's order: `binary_data`, `mimetype`,
+        [`charset`], `sparse_colnames`, then `extra` (e.g. NIM's `base_url`, `openai_client`), `target_type`,
+        `positive_class_label` + `negative_class_label` when both are set, `class_labels` when set."""
+        kwargs: dict[str, Any] = {"binary_data": self.binary_data, "mimetype": self.mimetype}
+        if self.pass_charset:
+            kwargs["charset"] = self.charset
+        kwargs["sparse_colnames"] = self.sparse_colnames
+        if extra:
+            kwargs.update(extra)
+        kwargs["target_type"] = config.target_type
+        if config.positive_class_label is not None and config.negative_class_label is not None:
+            kwargs["positive_class_label"] = config.positive_class_label
+            kwargs["negative_class_label"] = config.negative_class_label
+        if config.class_labels:
+            kwargs["class_labels"] = config.class_labels
+        return kwargs
+
+
 @dataclass
 class PredictResponse:
+    """A structured prediction: DRUM's prediction frame and the score hook's extra output, if any.
+    `drum.model.output` turns it into the response body."""
+
     predictions: pd.DataFrame
     extra_model_output: pd.DataFrame | None = None
 
@@ -64,7 +104,7 @@ class PredictionMonitor(Protocol):
     embedded: Any
 
     def report_prediction(
-        self, predictor: Predictor, kwargs: dict[str, Any], data: Any, response: PredictResponse, seconds: float
+        self, predictor: Predictor, inputs: PredictionInput, data: Any, response: PredictResponse, seconds: float
     ) -> None: ...
 
     def shutdown(self) -> None: ...
@@ -182,24 +222,24 @@ class Predictor:
             return call("Model 'read_input_data' hook failed to read input data.", read_input_data, binary_data)
         return codecs.read_structured_input(binary_data, mimetype, sparse_colnames)
 
-    def predict(self, **kwargs: Any) -> PredictResponse:
-        """Structured prediction. kwargs: binary_data, mimetype, [charset], [sparse_colnames]."""
+    def predict(self, inputs: PredictionInput) -> PredictResponse:
+        """Structured prediction: read the input, then `predict_loaded`."""
         started = time.perf_counter()
-        data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
-        return self.predict_loaded(data, started=started, **kwargs)
+        data = self.load_data(inputs.binary_data, inputs.mimetype, inputs.sparse_colnames)
+        return self.predict_loaded(data, inputs, started=started)
 
-    def prepare_data(self, **kwargs: Any) -> Any:
+    def prepare_data(self, inputs: PredictionInput) -> Any:
         """The model's input for a request: read (built-in reader or `read_input_data`), then `transform`."""
-        data = self.load_data(kwargs["binary_data"], kwargs.get("mimetype"), kwargs.get("sparse_colnames"))
+        data = self.load_data(inputs.binary_data, inputs.mimetype, inputs.sparse_colnames)
         return self._transform_hook(data)
 
-    def predict_loaded(self, data: Any, started: float | None = None, **kwargs: Any) -> PredictResponse:
-        """`predict` on input already read (what `load_data` returns); kwargs as for `predict`, passed to
-        the hooks. `started` (perf_counter) is when the request's work began, for the monitor's timing."""
+    def predict_loaded(self, data: Any, inputs: PredictionInput, started: float | None = None) -> PredictResponse:
+        """`predict` on input already read (what `load_data` returns). `started` (perf_counter) is when the
+        request's work began, for the monitor's timing."""
         started = time.perf_counter() if started is None else started
-        response = self.predict_data(self._transform_hook(data), **kwargs)
+        response = self.predict_data(self._transform_hook(data), inputs)
         if self.monitor is not None:
-            self.monitor.report_prediction(self, kwargs, data, response, time.perf_counter() - started)
+            self.monitor.report_prediction(self, inputs, data, response, time.perf_counter() - started)
         return response
 
     def _transform_hook(self, data: Any) -> Any:
@@ -209,15 +249,13 @@ class Predictor:
             _require_frame(data, "transform")
         return data
 
-    def predict_data(self, data: Any, **kwargs: Any) -> PredictResponse:
+    def extra_score_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments this predictor adds to the `score` hook's (none; NIM adds its client)."""
+        return {}
+
+    def predict_data(self, data: Any, inputs: PredictionInput) -> PredictResponse:
         """Score prepared input (`prepare_data`): score hook or artifact, post_process, DRUM's marshalling."""
         c = self.config
-        kwargs["target_type"] = self.target_type
-        if c.positive_class_label is not None and c.negative_class_label is not None:
-            kwargs["positive_class_label"] = c.positive_class_label
-            kwargs["negative_class_label"] = c.negative_class_label
-        if c.class_labels:
-            kwargs["class_labels"] = c.class_labels
         # The score hook and post_process see labels as [negative, positive] (DRUM's get_request_labels).
         hook_labels = None
         if self.target_type.is_classification():
@@ -225,6 +263,7 @@ class Predictor:
         extra = None
         score = self.hooks.get("score")
         if score is not None:
+            kwargs = inputs.hook_kwargs(c, self.extra_score_kwargs())
             result = call("Model 'score' hook failed to make predictions.", score, data, self.model, **kwargs)
             _require_frame(result, "score")
             result, extra = split_extra_output(result, hook_labels, self.target_name)

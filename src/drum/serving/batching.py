@@ -26,9 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-from drum.model import codecs
+from drum.model import codecs, output
 from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
-from drum.model.predictor import Predictor, PredictResponse
+from drum.model.predictor import PredictionInput, Predictor
 from drum.model.target import TargetType
 from drum.serving import handlers
 from drum.serving.errors import response_for_exception
@@ -131,7 +131,7 @@ class BatchItem:
 @dataclass
 class _Prepared:
     item: BatchItem
-    kwargs: dict[str, Any]
+    inputs: PredictionInput
     data: pd.DataFrame
 
 
@@ -141,7 +141,7 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
     groups: dict[tuple, list[_Prepared]] = {}
     for item in items:
         try:
-            kwargs, data = item.context.run(_prepare, ctx, item.req)
+            inputs, data = item.context.run(_prepare, ctx, item.req)
         except BaseException as exc:  # noqa: BLE001 - this request fails alone
             item.response = item.context.run(response_for_exception, exc)
             continue
@@ -150,9 +150,9 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
         elif isinstance(data, pd.DataFrame):
             signature = (item.key, "frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
         else:
-            item.response = item.context.run(_answer_alone, ctx, _Prepared(item, kwargs, data))
+            item.response = item.context.run(_answer_alone, ctx, _Prepared(item, inputs, data))
             continue
-        groups.setdefault(signature, []).append(_Prepared(item, kwargs, data))
+        groups.setdefault(signature, []).append(_Prepared(item, inputs, data))
     for group in groups.values():
         if len(group) == 1:
             group[0].item.response = group[0].item.context.run(_answer_alone, ctx, group[0])
@@ -163,16 +163,16 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
         ctx.times.add(elapsed)
 
 
-def _prepare(ctx: ServingContext, req: RequestData) -> tuple[dict[str, Any], Any]:
-    """A request's prediction arguments and input: a `PlainTable` when the built-in reader would
+def _prepare(ctx: ServingContext, req: RequestData) -> tuple[PredictionInput, Any]:
+    """A request's prediction input and the model's input: a `PlainTable` when the built-in reader would
     read it (merged without building a frame per request), else what `prepare_data` gives."""
-    kwargs = handlers.predict_kwargs(ctx, req)
+    inputs = handlers.prediction_input(ctx, req)
     hooks = ctx.model.hooks
-    if kwargs["mimetype"] != codecs.TEXT_MTX and not hooks.has("read_input_data") and not hooks.has("transform"):
-        table = parse_plain_numeric_csv(kwargs["binary_data"])
+    if inputs.mimetype != codecs.TEXT_MTX and not hooks.has("read_input_data") and not hooks.has("transform"):
+        table = parse_plain_numeric_csv(inputs.binary_data)
         if table is not None:
-            return kwargs, table
-    return kwargs, ctx.model.prepare_data(**kwargs)
+            return inputs, table
+    return inputs, ctx.model.prepare_data(inputs)
 
 
 def _frame(data: Any) -> Any:
@@ -181,8 +181,9 @@ def _frame(data: Any) -> Any:
 
 def _answer_alone(ctx: ServingContext, prepared: _Prepared) -> ResponseData:
     try:
-        result = ctx.model.predict_data(_frame(prepared.data), **prepared.kwargs)
-        return handlers.predictions_response(ctx, result)
+        result = ctx.model.predict_data(_frame(prepared.data), prepared.inputs)
+        body = output.prediction_body(result, ctx.target_type, ctx.deployment_config)
+        return ResponseData(200, body, "application/json")
     except BaseException as exc:  # noqa: BLE001 - DRUM's error response, as run_route gives
         return response_for_exception(exc)
 
@@ -195,7 +196,7 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
             merged = PlainTable.concat([p.data for p in group]).frame()
         else:
             merged = pd.concat([p.data for p in group], ignore_index=True)
-        result = first.item.context.run(ctx.model.predict_data, merged, **first.kwargs)
+        result = first.item.context.run(ctx.model.predict_data, merged, first.inputs)
         extra = result.extra_model_output
         merged_ok = len(result.predictions) == len(merged) and (extra is None or len(extra) == len(merged))
     except BaseException as exc:  # noqa: BLE001 - fall back to one call per request
@@ -205,26 +206,9 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
         for p in group:
             p.item.response = p.item.context.run(_answer_alone, ctx, p)
         return
-    bodies = None
-    if ctx.deployment_config is None and extra is None and not ctx.target_type.keeps_strings():
-        bodies = codecs.split_predictions_json(codecs.float_predictions(result.predictions), sizes)
-    if bodies is not None:
-        for p, body in zip(group, bodies, strict=True):
+    bodies = output.split_prediction_bodies(result, sizes, ctx.target_type, ctx.deployment_config)
+    for p, body in zip(group, bodies, strict=True):
+        if isinstance(body, bytes):
             p.item.response = ResponseData(200, body, "application/json")
-        return
-    start = 0
-    for p, size in zip(group, sizes, strict=True):
-        try:
-            p.item.response = handlers.predictions_response(ctx, _slice(result, start, start + size))
-        except BaseException as exc:  # noqa: BLE001
-            p.item.response = p.item.context.run(response_for_exception, exc)
-        start += size
-
-
-def _slice(result: PredictResponse, start: int, stop: int) -> PredictResponse:
-    """Rows [start, stop) of a merged result, indexed from 0 as a one-request call would give them."""
-    extra = result.extra_model_output
-    return PredictResponse(
-        result.predictions.iloc[start:stop].reset_index(drop=True),
-        None if extra is None else extra.iloc[start:stop].reset_index(drop=True),
-    )
+        else:
+            p.item.response = p.item.context.run(response_for_exception, body)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from drum import DRUM_COMPAT_VERSION
 from drum.errors import DrumSchemaValidationException
-from drum.model import codecs
-from drum.model.predictor import Predictor, PredictResponse
+from drum.model import codecs, output
+from drum.model.predictor import PredictionInput, Predictor
 from drum.model.target import TargetType
 from drum.observability.resources import ResourceMonitor
 from drum.observability.stats import RequestTimes
@@ -138,12 +138,13 @@ def _sparse_colnames(req: RequestData) -> list[str] | None:
 
 
 def predict(ctx: ServingContext, req: RequestData) -> ResponseData:
-    kwargs = predict_kwargs(ctx, req)
-    return predictions_response(ctx, ctx.model.predict(**kwargs))
+    result = ctx.model.predict(prediction_input(ctx, req))
+    body = output.prediction_body(result, ctx.target_type, ctx.deployment_config)
+    return ResponseData(200, body, "application/json")
 
 
-def predict_kwargs(ctx: ServingContext, req: RequestData) -> dict[str, Any]:
-    """The structured-prediction arguments of a request (DRUM's checks and data selection)."""
+def prediction_input(ctx: ServingContext, req: RequestData) -> PredictionInput:
+    """The structured-prediction input of a request (DRUM's checks and data selection)."""
     target = ctx.target_type
     if target == TargetType.TRANSFORM:
         raise _fail("This model has target type 'transform', use the /transform/ endpoint.")
@@ -155,22 +156,7 @@ def predict_kwargs(ctx: ServingContext, req: RequestData) -> dict[str, Any]:
     data, mimetype, charset = _input(ctx, req, "X")
     colnames = _sparse_colnames(req)
     _check_mimetype(ctx, mimetype)
-    return {"binary_data": data, "mimetype": mimetype, "charset": charset, "sparse_colnames": colnames}
-
-
-def predictions_response(ctx: ServingContext, result: PredictResponse) -> ResponseData:
-    """DRUM's 200 answer for a structured prediction."""
-    target = ctx.target_type
-    predictions = result.predictions
-    if not target.keeps_strings():
-        predictions = codecs.float_predictions(predictions)
-    if ctx.deployment_config is not None:
-        from drum.model.deployment_config import pps_response
-
-        body = pps_response(predictions, result.extra_model_output, ctx.deployment_config, target)
-    else:
-        body = codecs.predictions_json(predictions, result.extra_model_output)
-    return ResponseData(200, body, "application/json")
+    return PredictionInput(data, mimetype, charset, colnames)
 
 
 def transform(ctx: ServingContext, req: RequestData) -> ResponseData:
