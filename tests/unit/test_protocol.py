@@ -303,3 +303,102 @@ def test_a_closed_connection_gives_back_what_it_held_or_waited_for():
         return seen
 
     assert asyncio.run(main()) == [size, size, 0]
+
+
+def _timed_protocol(timeout: float, messages: list[dict]):
+    class Protocol(WholeBodyHttpToolsProtocol):
+        max_body = 0
+        streamed_prefixes = ()
+        budget = None
+        read_timeout = timeout
+
+    config = Config(app=_echo_app(messages), lifespan="off", log_level="warning")
+    protocol = Protocol(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    return protocol, transport
+
+
+def _drive(steps) -> tuple[Transport, list[dict]]:
+    """Run `steps(protocol)` (a coroutine function) against a protocol with a 0.05 s read timeout."""
+
+    async def main() -> tuple[Transport, list[dict]]:
+        messages: list[dict] = []
+        protocol, transport = _timed_protocol(0.05, messages)
+        await steps(protocol)
+        protocol.connection_lost(None)
+        return transport, messages
+
+    return asyncio.run(main())
+
+
+HEAD = b"POST /predict/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+
+
+def test_a_request_head_not_finished_within_the_read_timeout_gets_408_and_is_closed():
+    async def slow_head(protocol) -> None:
+        for byte in HEAD:  # a byte at a time, never the blank line
+            protocol.data_received(bytes([byte]))
+        await asyncio.sleep(0.2)
+
+    transport, messages = _drive(slow_head)
+    assert transport.written.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    body = b'{"message":"ERROR: Request timeout: the request was not received within 0.05 seconds"}'
+    assert body in transport.written
+    assert transport.closed and messages == []
+
+
+def test_a_body_dripped_a_byte_at_a_time_gets_408_but_a_steady_one_does_not():
+    async def drip(protocol) -> None:
+        protocol.data_received(HEAD + b"Content-Length: 5000\r\n\r\n")
+        for _ in range(10):
+            protocol.data_received(b"1")
+            await asyncio.sleep(0.02)
+
+    transport, _ = _drive(drip)
+    assert transport.written.startswith(b"HTTP/1.1 408") and transport.closed
+
+    async def steady(protocol) -> None:
+        protocol.data_received(HEAD + b"Content-Length: 5120\r\n\r\n")
+        for _ in range(5):
+            protocol.data_received(b"1" * 1024)  # 1 KiB renews the timeout
+            await asyncio.sleep(0.03)
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    transport, messages = _drive(steady)
+    assert transport.written.startswith(b"HTTP/1.1 200") and b"408" not in transport.written
+    assert b"".join(m.get("body", b"") for m in messages) == b"1" * 5120
+
+
+def test_an_idle_connection_is_closed_silently_and_a_wait_for_the_body_budget_never_times_out():
+    async def idle(protocol) -> None:
+        await asyncio.sleep(0.2)
+
+    transport, _ = _drive(idle)
+    assert transport.closed and transport.written == b""
+
+    async def paused(protocol) -> None:
+        protocol.data_received(HEAD + b"Content-Length: 5000\r\n\r\n")
+        protocol._queued = lambda: None  # waiting for the body budget: drum stopped reading, not the client
+        await asyncio.sleep(0.2)
+        assert not protocol.transport.closed
+        protocol._queued = None
+        protocol.data_received(b"1" * 5000)
+        for _ in range(20):
+            await asyncio.sleep(0)
+
+    transport, _ = _drive(paused)
+    assert transport.written.startswith(b"HTTP/1.1 200")
+
+
+def test_no_read_timeout_when_it_is_0():
+    async def main() -> Transport:
+        protocol, transport = _timed_protocol(0, [])
+        protocol.data_received(HEAD)
+        await asyncio.sleep(0.1)
+        protocol.connection_lost(None)
+        return transport
+
+    transport = asyncio.run(main())
+    assert transport.written == b""

@@ -188,6 +188,15 @@ class Settings:
         "Seconds a request may run before it is answered 504. 0 disables the timeout.",
         minimum=0, maximum=3600,
     )
+    request_read_timeout: int = setting(
+        "DRUM_REQUEST_READ_TIMEOUT", "int", 30,
+        "FastAPI: seconds a client may take to send a request's head (request line and headers), and to send "
+        "each further KiB of its body; then it gets 408 and the connection is closed (a connection that sends "
+        "nothing is closed silently). Slow clients (slowloris, a byte at a time) cannot hold connections, "
+        "memory or the body budget. Waits drum causes itself (a full body budget, pipelining) do not count. "
+        "0: no limit.",
+        minimum=0, maximum=3600,
+    )
     enable_docs: bool = setting(
         "DRUM_FASTAPI_ENABLE_DOCS", "bool", False,
         "Serve Swagger UI at /docs and the OpenAPI description at /openapi.json.",

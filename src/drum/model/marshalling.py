@@ -1,6 +1,6 @@
 """Turn a model's raw prediction array into DRUM's prediction frame, with DRUM's checks and messages.
 
-Rules (DRUM 1.18.1, see README "Compatibility notes"):
+Rules (DRUM 1.18.1, see docs/compatibility.md):
 * classification columns take the request-label strings in the model's column order;
 * without model labels columns are assigned positionally to the request labels;
 * a single probability column with two labels is the probability of the *last* request label.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from http import HTTPStatus
 
 from drum import DRUM_COMPAT_VERSION
 from drum.serving.errors import METHOD_NOT_ALLOWED_TEXT, NOT_FOUND_TEXT
@@ -57,6 +58,23 @@ def too_large_text(limit: int) -> str:
 def body_too_large(limit: int) -> ResponseData:
     """The 413 answer for a body over `limit` bytes (the connection is closed after it)."""
     return error_response(too_large_text(limit), 413, [("Connection", "close")])
+
+
+def read_timed_out(seconds: float) -> ResponseData:
+    """The 408 answer to a client that took too long to send its request (DRUM_REQUEST_READ_TIMEOUT)."""
+    return error_response(
+        f"Request timeout: the request was not received within {seconds:g} seconds", 408, [("Connection", "close")]
+    )
+
+
+def raw_response(data: ResponseData) -> bytes:
+    """`data` as HTTP/1.1 bytes (for answers written below the framework, by the protocol itself)."""
+    reason = HTTPStatus(data.status).phrase
+    headers = [*data.headers, ("Content-Length", str(len(data.body)))]
+    if data.content_type is not None:
+        headers.append(("Content-Type", data.content_type))
+    head = f"HTTP/1.1 {data.status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n"
+    return head.encode("latin-1") + data.body
 
 
 def exceeds(limit: int, length: int | None) -> bool:

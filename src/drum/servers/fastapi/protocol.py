@@ -34,6 +34,8 @@ from drum.serving.routes import STREAMED_PREFIXES
 if TYPE_CHECKING:
     from drum.config.server_config import ServerConfig
 
+#: The body bytes that renew the read timeout: slower than this per DRUM_REQUEST_READ_TIMEOUT is a 408.
+READ_TIMEOUT_MIN_BYTES = 1024
 #: Bodies at least this large (by Content-Length) are received whole.
 WHOLE_BODY_MIN_BYTES = 1 << 18
 
@@ -139,6 +141,7 @@ def configure_whole_bodies(config: ServerConfig) -> None:
     WholeBodyHttpToolsProtocol.max_body = config.settings.max_upload_size
     WholeBodyHttpToolsProtocol.streamed_prefixes = tuple(config.url_prefix + p for p in STREAMED_PREFIXES)
     WholeBodyHttpToolsProtocol.budget = BodyBudget(budget) if budget else None
+    WholeBodyHttpToolsProtocol.read_timeout = float(config.settings.request_read_timeout)
 
 
 if HttpToolsProtocol is not None:
@@ -157,9 +160,57 @@ if HttpToolsProtocol is not None:
         _whole_cycle: Any = None
         _claims: list[tuple[Any, int]] | None = None  # (cycle, size) held by this connection
         _queued: Callable[[], None] | None = None  # this connection's claim waiting in the budget
+        #: Seconds a client may take to send a request's head, and between pieces of its body (0: no limit).
+        read_timeout: float = 0
+        _read_timer: Any = None
+        _body_since_arm = 0
+        _message_begun = False
+
+        # --- the read timeout (DRUM_REQUEST_READ_TIMEOUT): slow clients cannot hold a connection --------
+
+        def _arm_read_timer(self) -> None:
+            self._cancel_read_timer()
+            self._body_since_arm = 0
+            if self.read_timeout:
+                self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+        def _cancel_read_timer(self) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+
+        def _read_timed_out(self) -> None:
+            self._read_timer = None
+            if self.transport.is_closing():
+                return
+            if self.flow.read_paused or self._queued is not None:  # we stopped reading, not the client
+                self._arm_read_timer()
+                return
+            cycle = self.cycle
+            if self._message_begun and (cycle is None or not cycle.response_started):
+                self.transport.write(http.raw_response(http.read_timed_out(self.read_timeout)))
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True
+                cycle.message_event.set()
+            self.transport.close()
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm_read_timer()  # a connection that never sends a request is closed too
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._message_begun = True
+            self._arm_read_timer()
+
+        def on_message_complete_read(self) -> None:
+            self._message_begun = False
+            self._cancel_read_timer()
 
         def on_headers_complete(self) -> None:
             self._whole = self._whole_cycle = None
+            if self.read_timeout:
+                self._arm_read_timer()  # now the time between pieces of the body
             super().on_headers_complete()
             cycle = self.cycle
             max_body, budget = self.max_body, self.budget
@@ -211,10 +262,15 @@ if HttpToolsProtocol is not None:
             super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            self._cancel_read_timer()
             self._give_back(everything=True)
             super().connection_lost(exc)
 
         def on_body(self, body: bytes) -> None:
+            if self._read_timer is not None:
+                self._body_since_arm += len(body)
+                if self._body_since_arm >= READ_TIMEOUT_MIN_BYTES:  # a drip of bytes does not renew it
+                    self._arm_read_timer()
             buffer = self._whole
             if buffer is None or self.cycle is not self._whole_cycle:
                 super().on_body(body)
@@ -227,6 +283,7 @@ if HttpToolsProtocol is not None:
                 super().on_body(body)
 
         def on_message_complete(self) -> None:
+            self.on_message_complete_read()
             buffer = self._whole
             if buffer is not None and self.cycle is self._whole_cycle and buffer.complete:
                 self.cycle.body = buffer.data  # receive() returns bytes(data): this very object
