@@ -1,7 +1,8 @@
-"""Fault drills for `drum server` under load: SIGTERM (graceful drain) and kill -9 of one worker.
+"""Fault drills for `drum server` under load: SIGTERM (graceful drain), kill -9 of one worker, slow
+clients (slowloris) and 32 concurrent 20 MB bodies.
 
     .venv/bin/python -m bench.faults              # both drills, 2 workers, a 200 ms model, 16 clients
-    .venv/bin/python -m bench.faults --sigterm    # one of them
+    .venv/bin/python -m bench.faults --sigterm    # one of them (--kill9, --slowloris, --big-bodies)
 
 Each drill starts a real server on 127.0.0.1 with a model that sleeps 200 ms per prediction, records the
 process that served it (its prediction is the worker's pid) and appends a line to a file when a
@@ -90,7 +91,9 @@ class Server:
             self.process.wait(10)
 
 
-def start(directory: Path, workers: int, seconds: float = 0.2, timeout: float = 60) -> Server:
+def start(
+    directory: Path, workers: int, seconds: float = 0.2, timeout: float = 60, env: dict[str, str] | None = None
+) -> Server:
     """A `drum server` on a free port serving the drill's model with `workers` processes, ready."""
     code_dir = directory / "model"
     code_dir.mkdir(parents=True, exist_ok=True)
@@ -100,7 +103,7 @@ def start(directory: Path, workers: int, seconds: float = 0.2, timeout: float = 
     port = free_port()
     log = directory / f"server-{port}.log"
     env = {**os.environ, "FAULTS_STARTED_FILE": str(started), "FAULTS_SECONDS": str(seconds),
-           "DRUM_ACCESS_LOG": "false"}  # fmt: skip
+           "DRUM_ACCESS_LOG": "false", **(env or {})}  # fmt: skip
     cmd = [sys.executable, "-m", "drum", "server", "--code-dir", str(code_dir), "--target-type", "regression",
            "--address", f"127.0.0.1:{port}", "--max-workers", str(workers)]  # fmt: skip
     with open(log, "wb") as out:
@@ -111,7 +114,8 @@ def start(directory: Path, workers: int, seconds: float = 0.2, timeout: float = 
         if process.poll() is not None:
             raise RuntimeError(f"drum server exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if requests.get(server.url + "/ping/", timeout=1).status_code == 200 and len(server.workers()) == workers:
+            supervised = len(server.workers()) == workers if workers > 1 else True
+            if requests.get(server.url + "/ping/", timeout=1).status_code == 200 and supervised:
                 return server
         except requests.RequestException:
             pass
@@ -268,15 +272,168 @@ def kill9_drill(
     )
 
 
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def _sequential(url: str, n: int) -> tuple[list[float], list[int]]:
+    """`n` 1-row predictions one after another on one connection: latencies and statuses."""
+    latencies, statuses = [], []
+    with requests.Session() as session:
+        for _ in range(n):
+            started = time.perf_counter()
+            response = session.post(url + "/predict/", data=CSV, headers={"Content-Type": "text/csv"}, timeout=30)
+            latencies.append(time.perf_counter() - started)
+            statuses.append(response.status_code)
+    return latencies, statuses
+
+
+@dataclass
+class SlowlorisResult:
+    idle_p99_ms: float
+    loaded_p99_ms: float  # with the slow connections open
+    statuses: list[int]  # the normal client's, with the slow connections open
+    slow_open: int  # slow connections still open when the normal client was done
+    timed_out: int  # slow connections answered 408 by DRUM_REQUEST_READ_TIMEOUT
+    slow: int
+
+    @property
+    def ratio(self) -> float:
+        return self.loaded_p99_ms / self.idle_p99_ms
+
+    @property
+    def ok(self) -> bool:
+        return all(s == 200 for s in self.statuses)
+
+
+def slowloris_drill(
+    directory: Path, connections: int = 50, requests_n: int = 200, read_timeout: int | None = None,
+    hold_s: float = 0.0,
+) -> SlowlorisResult:  # fmt: skip
+    """`connections` clients send a request head a byte a second while one normal client measures its p99
+    (one worker, one executor thread). `read_timeout`: DRUM_REQUEST_READ_TIMEOUT for the server; `hold_s`:
+    how long the slow clients go on after that (to see the timeout close them)."""
+    env = {} if read_timeout is None else {"DRUM_REQUEST_READ_TIMEOUT": str(read_timeout)}
+    server = start(directory, 1, seconds=0.0, env=env)
+    slow: list[socket.socket] = []
+    answers: dict[int, bytes] = {}
+    stop = threading.Event()
+    head = b"POST /predict/ HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nX-Slow: " + b"s" * 4096
+
+    def drip() -> None:
+        position = 0
+        while not stop.is_set():
+            for i, sock in enumerate(slow):
+                if i in answers:
+                    continue
+                try:
+                    sock.sendall(head[position % len(head) : position % len(head) + 1])
+                    data = sock.recv(4096)
+                    answers[i] = data  # answered (408) or closed (b"")
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    answers[i] = b""
+            position += 1
+            stop.wait(1.0)
+
+    try:
+        _sequential(server.url, 20)  # warm up
+        idle, _ = _sequential(server.url, requests_n)
+        for _ in range(connections):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.setblocking(False)
+            slow.append(sock)
+        dripper = threading.Thread(target=drip, daemon=True)
+        dripper.start()
+        time.sleep(2)
+        loaded, statuses = _sequential(server.url, requests_n)
+        slow_open = connections - len(answers)
+        if hold_s:
+            time.sleep(hold_s)
+        stop.set()
+        dripper.join(5)
+    finally:
+        for sock in slow:
+            sock.close()
+        server.stop()
+    return SlowlorisResult(
+        idle_p99_ms=_p99(idle) * 1000, loaded_p99_ms=_p99(loaded) * 1000, statuses=statuses, slow_open=slow_open,
+        timed_out=sum(1 for a in answers.values() if a.startswith(b"HTTP/1.1 408")), slow=connections,
+    )  # fmt: skip
+
+
+@dataclass
+class BigBodiesResult:
+    statuses: list[int | None]
+    idle_rss_mb: float
+    peak_rss_mb: float
+    body_mb: float
+    budget_mb: float
+
+    @property
+    def ok(self) -> bool:
+        return all(s in (200, 413, 503) for s in self.statuses)
+
+
+def _big_csv(target_bytes: int) -> bytes:
+    row = b"1.25,2.5,3.75,4.125,5.0625,6.5,7.25,8.125\n"
+    header = b"a,b,c,d,e,f,g,h\n"
+    return header + row * ((target_bytes - len(header)) // len(row))
+
+
+def big_bodies_drill(directory: Path, clients: int = 32, body_mb: float = 20.0) -> BigBodiesResult:
+    """`clients` concurrent posts of a `body_mb` MB CSV to one worker: each answered or cleanly refused;
+    the server's peak resident memory (process tree) sampled every 20 ms."""
+    server = start(directory, 1, seconds=0.0)
+    body = _big_csv(int(body_mb * 1e6))
+    statuses: list[int | None] = []
+    lock = threading.Lock()
+
+    def rss() -> int:
+        try:
+            root = psutil.Process(server.process.pid)
+            return sum(p.memory_info().rss for p in (root, *root.children(recursive=True)))
+        except psutil.Error:
+            return 0
+
+    def post() -> None:
+        try:
+            response = requests.post(server.url + "/predict/", data=body, headers={"Content-Type": "text/csv"},
+                                     timeout=300)  # fmt: skip
+            status: int | None = response.status_code
+        except requests.RequestException:
+            status = None
+        with lock:
+            statuses.append(status)
+
+    try:
+        _sequential(server.url, 5)
+        idle = rss()
+        peak = idle
+        threads = [threading.Thread(target=post, daemon=True) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, rss())
+            time.sleep(0.02)
+    finally:
+        server.stop()
+    return BigBodiesResult(statuses, idle / 2**20, peak / 2**20, len(body) / 2**20, 64.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.faults", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sigterm", action="store_true", help="only the SIGTERM drill")
     parser.add_argument("--kill9", action="store_true", help="only the kill -9 drill")
+    parser.add_argument("--slowloris", action="store_true", help="only the slow-clients drill")
+    parser.add_argument("--big-bodies", action="store_true", help="only the 32 x 20 MB drill")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--load", type=float, default=2.0, help="seconds of load before the fault")
     args = parser.parse_args(argv)
-    both = not (args.sigterm or args.kill9)
+    both = not (args.sigterm or args.kill9 or args.slowloris or args.big_bodies)
     ok = True
     with tempfile.TemporaryDirectory(prefix="drum-faults-") as tmp:
         if both or args.sigterm:
@@ -294,6 +451,23 @@ def main(argv: list[str] | None = None) -> int:
                   f"{k.failed} failed requests, the worker held {k.held} connections; recovered in {recover}; "
                   f"{k.workers_after} workers after, {k.answered_after} answered after the kill: "
                   f"{'PASS' if k.ok else 'FAIL'}")  # fmt: skip
+        if both or args.slowloris:
+            sl = slowloris_drill(Path(tmp, "slowloris"), read_timeout=5, hold_s=6)
+            ok &= sl.ok
+            print(f"slowloris ({sl.slow} connections sending a byte a second, 1 worker, 1 executor thread): a "
+                  f"normal client's p99 {sl.idle_p99_ms:.1f} ms idle, {sl.loaded_p99_ms:.1f} ms with them "
+                  f"({sl.ratio:.2f}x), {sum(s == 200 for s in sl.statuses)}/{len(sl.statuses)} answered 200; "
+                  f"{sl.slow_open} slow connections still open meanwhile, {sl.timed_out} answered 408 by "
+                  f"DRUM_REQUEST_READ_TIMEOUT=5: {'PASS' if sl.ok and sl.ratio <= 2 else 'FAIL'}")  # fmt: skip
+        if both or args.big_bodies:
+            b = big_bodies_drill(Path(tmp, "big"))
+            ok &= b.ok
+            counts = {s: b.statuses.count(s) for s in sorted(set(b.statuses), key=str)}
+            print(f"{len(b.statuses)} concurrent {b.body_mb:.0f} MiB CSV posts to 1 worker: answers {counts}; "
+                  f"resident memory {b.idle_rss_mb:.0f} MiB idle, peak {b.peak_rss_mb:.0f} MiB "
+                  f"(+{b.peak_rss_mb - b.idle_rss_mb:.0f} MiB; the bodies together are "
+                  f"{b.body_mb * len(b.statuses):.0f} MiB, the body budget {b.budget_mb:.0f} MiB): "
+                  f"{'PASS' if b.ok else 'FAIL'}")  # fmt: skip
     return 0 if ok else 1
 
 

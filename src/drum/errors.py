@@ -11,6 +11,11 @@ class DrumCommonException(DrumException):
     """A user-facing error: bad options, bad model directory, bad model output."""
 
 
+class DrumInputError(DrumCommonException):
+    """The request's payload cannot be read (not CSV, not UTF-8, not Matrix Market): the client's error,
+    answered 422 by the server (DRUM answered 500)."""
+
+
 class DrumFormatSchemaException(DrumException):
     """model-metadata.yaml cannot be parsed with the strict schema."""
 

@@ -152,7 +152,7 @@ def test_requests_are_merged_and_bad_ones_fail_alone(drum_server, model_dir, tmp
         assert_same_answer(g, w)
     statuses = [r.status_code for r in got]
     assert statuses[:8] == [200] * 8 and statuses[-8:] == [200] * 8
-    assert got[8].status_code == 500 and got[8].json()["message"].startswith("ERROR: Pandas failed to read")
+    assert got[8].status_code == 422 and got[8].json()["message"].startswith("ERROR: Pandas failed to read")
     assert got[9].status_code == 500 and "a is 999" in got[9].json()["message"]
     assert got[10].status_code == 200 and got[10].json() == {"predictions": [12.0]}
     assert got[11].status_code == 422 and got[12].status_code == 422

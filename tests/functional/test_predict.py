@@ -13,6 +13,7 @@ from support import (
     SAMPLES_MISSING,
     assert_bytes,
     assert_error,
+    ours_only,
     runtime_param,
     server_pool,
     unsupported_payload,
@@ -741,8 +742,9 @@ def test_csv_without_trailing_newline(regression):
     assert_bytes(regression.post("/predict/", data=b"x\n1\n2"), 200, b'{"predictions":[1.0,2.0]}')
 
 
-def test_csv_without_columns_is_500(regression):
-    assert_error(regression.post("/predict/", data=b"\n"), 500, "ERROR: No columns to parse from file")
+@ours_only
+def test_csv_without_columns_is_422(regression):
+    assert_error(regression.post("/predict/", data=b"\n"), 422, "ERROR: No columns to parse from file")
 
 
 def test_content_type_is_case_sensitive(regression):
@@ -780,9 +782,10 @@ def test_unsupported_content_type_keeps_parameters_out_of_the_message(regression
     assert_error(response, 422, unsupported_payload("application/json"))
 
 
-def test_empty_multipart_file_is_500(regression):
+@ours_only
+def test_empty_multipart_file_is_422(regression):
     assert_error(
-        regression.post("/predict/", files={"X": ("x.csv", b"")}), 500, "ERROR: No columns to parse from file"
+        regression.post("/predict/", files={"X": ("x.csv", b"")}), 422, "ERROR: No columns to parse from file"
     )
 
 
@@ -796,12 +799,23 @@ def test_broken_multipart_has_no_samples(regression):
     assert_error(regression.post("/predict/", data=b"--xx\r\nbroken", headers=headers), 422, SAMPLES_MISSING)
 
 
-def test_non_utf8_csv_is_500(regression):
+@ours_only
+def test_unreadable_payloads_are_422_with_a_short_excerpt(regression):
+    """Decided deviation: DRUM answers 500 to a payload it cannot read; the client's error is a 4xx, and a
+    large unreadable body is quoted only in part (DRUM echoed it whole, in the answer and the log)."""
+    not_utf8 = regression.post("/predict/", data=b"x\n\xff\xfe\n")
+    assert_error(not_utf8, 422, "ERROR: Supplied CSV input file encoding must be UTF-8.")
     assert_error(
-        regression.post("/predict/", data=b"x\n\xff\xfe\n"),
-        500,
-        "ERROR: Supplied CSV input file encoding must be UTF-8.",
+        regression.post("/predict/", data=b"x,y\n3,1\n4\n5,1,2\n"),
+        422,
+        "ERROR: Pandas failed to read input binary data b'x,y\\n3,1\\n4\\n5,1,2\\n'",
     )
+    ragged = b"x,y\n" + b"3,1\n" * 200_000 + b"5,1,2\n"
+    response = regression.post("/predict/", data=ragged)
+    assert response.status_code == 422 and len(response.content) < 1000
+    assert response.json()["message"].endswith(f"... ({len(ragged)} bytes)")
+    mtx = regression.post("/predict/", data=b"garbage\x00\xff", headers={"Content-Type": "text/mtx"})
+    assert mtx.status_code == 422 and mtx.json()["message"].startswith("ERROR: Failed to read Matrix Market input")
 
 
 # --- score kwargs --------------------------------------------------------------------------------

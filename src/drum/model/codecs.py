@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.io import mmread, mmwrite
 from scipy.sparse import issparse
 
-from drum.errors import DrumCommonException
+from drum.errors import DrumInputError
 from drum.model.fastcsv import read_plain_numeric_csv
 
 logger = logging.getLogger("drum.model.codecs")
@@ -61,7 +61,11 @@ def read_structured_input(
     """Parse request bytes as DRUM does: Matrix Market to a sparse frame, anything else as CSV."""
     try:
         if mimetype == TEXT_MTX:
-            return pd.DataFrame.sparse.from_spmatrix(mmread(io.BytesIO(data)), columns=sparse_colnames)
+            try:
+                matrix = mmread(io.BytesIO(data))
+            except (ValueError, IndexError, UnicodeDecodeError) as exc:
+                raise DrumInputError(f"Failed to read Matrix Market input: {exc}") from None
+            return pd.DataFrame.sparse.from_spmatrix(matrix, columns=sparse_colnames)
         fast = read_plain_numeric_csv(data)
         if fast is not None:
             return fast
@@ -69,13 +73,26 @@ def read_structured_input(
             df = pd.read_csv(io.BytesIO(data))
         except UnicodeDecodeError:
             logger.error("A non UTF-8 encoding was encountered while opening the data.")
-            raise DrumCommonException("Supplied CSV input file encoding must be UTF-8.") from None
+            raise DrumInputError("Supplied CSV input file encoding must be UTF-8.") from None
         if df.shape[1] == 1:
             # A single column: blank lines are missing values, not separators.
             df = pd.read_csv(io.BytesIO(data), skip_blank_lines=False)
         return df
+    except pd.errors.EmptyDataError as exc:  # "No columns to parse from file", as DRUM says
+        raise DrumInputError(str(exc)) from None
     except pd.errors.ParserError:
-        raise DrumCommonException(f"Pandas failed to read input binary data {data!r}") from None
+        raise DrumInputError(f"Pandas failed to read input binary data {excerpt(data)}") from None
+
+
+#: How much of an unreadable payload an error message quotes.
+EXCERPT_BYTES = 256
+
+
+def excerpt(data: bytes) -> str:
+    """`data!r` as DRUM quotes it, cut to `EXCERPT_BYTES` (a 100 MB body must not come back in the error)."""
+    if len(data) <= EXCERPT_BYTES:
+        return repr(data)
+    return f"{data[:EXCERPT_BYTES]!r}... ({len(data)} bytes)"
 
 
 # --- transform responses --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from drum.errors import BaseCustomUserError
+from drum.errors import BaseCustomUserError, DrumInputError
 from drum.serving.response import ResponseData, error_response, json_response
 
 logger = logging.getLogger("drum.serving")
@@ -31,16 +31,20 @@ class HTTPError(Exception):
 
 
 class BadRequest(HTTPError):
-    """Flask's 400: answered as `{"error": ...}` without the ERROR prefix, as DRUM does."""
+    """A body that cannot be read as the route requires: 400 in DRUM's error format (DRUM answered
+    Flask's `{"error": ...}` body here; see docs/compatibility.md)."""
 
     def __init__(self, description: str = BAD_REQUEST_TEXT):
-        super().__init__(json_response({"error": description}, 400))
+        super().__init__(error_response(description, 400))
 
 
 def response_for_exception(exc: BaseException) -> ResponseData:
     """Any exception from a handler → the response DRUM gives for it (user errors keep their code)."""
     if isinstance(exc, HTTPError):
         return exc.response
+    if isinstance(exc, DrumInputError):  # the client's payload, not a server failure: no traceback
+        logger.warning("Unreadable request payload: %s", exc)
+        return error_response(str(exc), 422)
     logger.exception(exc)
     if isinstance(exc, BaseCustomUserError):
         status = getattr(exc, "status_code", 400)

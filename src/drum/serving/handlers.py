@@ -203,10 +203,11 @@ def predict_unstructured(ctx: ServingContext, req: RequestData) -> ResponseData:
 
 
 def request_json(req: RequestData) -> Any:
-    """Flask's `request.json`: JSON content type required (else a 415 that DRUM answers as 500)."""
+    """Flask's `request.json`: JSON content type required (415), and JSON (400), in DRUM's error format
+    (DRUM answered the 415 as a 500 and the 400 as Flask's `{"error": ...}`; see docs/compatibility.md)."""
     mimetype = req.mimetype.lower()
     if not (mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))):
-        raise HTTPError(error_response(UNSUPPORTED_JSON_TEXT, 500))
+        raise HTTPError(error_response(UNSUPPORTED_JSON_TEXT, 415))
     try:
         return json.loads(req.body)
     except (ValueError, UnicodeDecodeError):

@@ -101,6 +101,10 @@ class _RouteWithScope(StarletteRoute):
         return match, child_scope
 
 
+#: The `{path}` of the proxy routes, declared in the OpenAPI description (the endpoint reads the request).
+PATH_PARAMETER = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _endpoint(runtime: Runtime, route: Route) -> Callable[[Request], Any]:
     """A FastAPI endpoint for the route (used with DRUM_FASTAPI_ENABLE_DOCS, so it is in the OpenAPI schema)."""
 
@@ -175,7 +179,10 @@ def create_app(
             if docs:
                 schema = path.endswith("/") or route.path == path or "{" in path
                 endpoint = _endpoint(runtime, route)
-                app.add_api_route(path, endpoint, methods=methods, name=route.name, include_in_schema=schema)
+                extra = {"parameters": [PATH_PARAMETER]} if "{path" in path else None
+                for method in methods:  # one route per method: each operation gets its own operationId
+                    app.add_api_route(path, endpoint, methods=[method], name=route.name, include_in_schema=schema,
+                                      openapi_extra=extra)  # fmt: skip
             else:
                 served = RouteApp(runtime, route)
                 app.router.routes.append(_RouteWithScope(path, served, methods=methods, name=route.name))
