@@ -242,9 +242,10 @@ def kill9_drill(
         load = Load(server.url, clients, keep_alive=False).start()
         time.sleep(load_s)
         victim = server.workers()[0]
+        victim.suspend()  # SIGSTOP: it accepts nothing more while its connections are counted
+        killed = time.monotonic()
         connections = victim.net_connections("tcp")
         held = sum(1 for c in connections if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == server.port)
-        killed = time.monotonic()
         victim.kill()
         recover_s = None
         deadline = killed + recover_timeout
