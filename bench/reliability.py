@@ -551,7 +551,13 @@ def _cases() -> list[HostileCase]:
         # httptools sets no limit on header size or count: both are served (200). (An 8 MB header and
         # 100,000 headers were served too.)
         HostileCase(
-            "64kb-header", (ok,), predictions=([7.0],), raw=lambda: _csv_post(PROBE_CSV, [("X-Big", "a" * 65536)])
+            "64kb-header", drum, raw=lambda: _csv_post(PROBE_CSV, [("X-Big", "a" * 65536)])
+        ),  # 431: over DRUM_MAX_HEADER_SIZE (64 KiB of target and headers)
+        HostileCase(
+            "8mb-header", drum, raw=lambda: _csv_post(PROBE_CSV, [("X-Big", "a" * 8_000_000)])
+        ),  # 431 before the rest is read (httptools alone read it whole)
+        HostileCase(
+            "60kb-header", (ok,), predictions=([7.0],), raw=lambda: _csv_post(PROBE_CSV, [("X-Big", "a" * 60_000)])
         ),
         HostileCase(
             "500-headers",

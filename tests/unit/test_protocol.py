@@ -402,3 +402,38 @@ def test_no_read_timeout_when_it_is_0():
 
     transport = asyncio.run(main())
     assert transport.written == b""
+
+
+def _head_limited(limit: int, head: bytes) -> Transport:
+    async def main() -> Transport:
+        class Protocol(WholeBodyHttpToolsProtocol):
+            max_body = 0
+            streamed_prefixes = ()
+            budget = None
+            max_head = limit
+
+        config = Config(app=_echo_app([]), lifespan="off", log_level="critical")
+        protocol = Protocol(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(head)
+        for _ in range(20):
+            await asyncio.sleep(0)
+        protocol.connection_lost(None)
+        return transport
+
+    return asyncio.run(main())
+
+
+def test_a_request_head_over_the_limit_gets_431_and_is_closed():
+    big = HEAD + b"X-Big: " + b"a" * 2000 + b"\r\nContent-Length: 4\r\n\r\na\n1\n"
+    transport = _head_limited(1024, big)
+    assert transport.written.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert b'"ERROR: Request header fields too large: the request line and headers exceed 1024 bytes"' in (
+        transport.written
+    )
+    assert transport.closed and b"HTTP/1.1 200" not in transport.written
+    long_url = b"GET /" + b"p" * 2000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert _head_limited(1024, long_url).written.startswith(b"HTTP/1.1 431")
+    assert _head_limited(0, big).written.startswith(b"HTTP/1.1 200")  # 0: no limit
+    assert _head_limited(4096, big).written.startswith(b"HTTP/1.1 200")

@@ -188,6 +188,13 @@ class Settings:
         "Seconds a request may run before it is answered 504. 0 disables the timeout.",
         minimum=0, maximum=3600,
     )
+    max_header_size: int = setting(
+        "DRUM_MAX_HEADER_SIZE", "int", 65536,
+        "FastAPI: largest request target plus headers in bytes; a larger request head gets 431 and the "
+        "connection is closed before the rest is read (uvicorn's httptools parser has no limit of its own: an "
+        "8 MB header was read whole). 0: no limit.",
+        minimum=0, maximum=64 * 1024 * 1024,
+    )
     request_read_timeout: int = setting(
         "DRUM_REQUEST_READ_TIMEOUT", "int", 30,
         "FastAPI: seconds a client may take to send a request's head (request line and headers), and to send "

@@ -67,6 +67,15 @@ def read_timed_out(seconds: float) -> ResponseData:
     )
 
 
+def head_too_large(limit: int) -> ResponseData:
+    """The 431 answer to a request whose target and headers exceed `limit` bytes (DRUM_MAX_HEADER_SIZE)."""
+    return error_response(
+        f"Request header fields too large: the request line and headers exceed {limit} bytes",
+        431,
+        [("Connection", "close")],
+    )
+
+
 def raw_response(data: ResponseData) -> bytes:
     """`data` as HTTP/1.1 bytes (for answers written below the framework, by the protocol itself)."""
     reason = HTTPStatus(data.status).phrase

@@ -142,6 +142,7 @@ def configure_whole_bodies(config: ServerConfig) -> None:
     WholeBodyHttpToolsProtocol.streamed_prefixes = tuple(config.url_prefix + p for p in STREAMED_PREFIXES)
     WholeBodyHttpToolsProtocol.budget = BodyBudget(budget) if budget else None
     WholeBodyHttpToolsProtocol.read_timeout = float(config.settings.request_read_timeout)
+    WholeBodyHttpToolsProtocol.max_head = config.settings.max_header_size
 
 
 if HttpToolsProtocol is not None:
@@ -164,6 +165,10 @@ if HttpToolsProtocol is not None:
         read_timeout: float = 0
         _read_timer: Any = None
         _body_since_arm = 0
+        #: Bytes of a request's target and headers allowed (0: no limit); more is a 431.
+        max_head: int = 0
+        _head_size = 0
+        _head_too_large = False
         _message_begun = False
 
         # --- the read timeout (DRUM_REQUEST_READ_TIMEOUT): slow clients cannot hold a connection --------
@@ -201,7 +206,32 @@ if HttpToolsProtocol is not None:
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self._message_begun = True
+            self._head_size = 0
             self._arm_read_timer()
+
+        # --- the head size limit (DRUM_MAX_HEADER_SIZE): httptools itself has none -----------------------
+
+        def _count_head(self, size: int) -> None:
+            self._head_size += size
+            if self.max_head and self._head_size > self.max_head:
+                self._head_too_large = True
+                raise ValueError("request head too large")  # stops the parser: uvicorn calls send_400_response
+
+        def on_url(self, url: bytes) -> None:
+            self._count_head(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count_head(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def send_400_response(self, msg: str) -> None:
+            if not self._head_too_large:
+                super().send_400_response(msg)
+                return
+            self._cancel_read_timer()
+            self.transport.write(http.raw_response(http.head_too_large(self.max_head)))
+            self.transport.close()
 
         def on_message_complete_read(self) -> None:
             self._message_begun = False
