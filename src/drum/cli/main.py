@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from collections.abc import MutableMapping
 
 from drum.cli.reporting import report_error
@@ -42,8 +43,17 @@ def limit_blas_spin(environ: MutableMapping[str, str] = os.environ) -> None:
         environ["OPENBLAS_THREAD_TIMEOUT"] = str(timeout)
 
 
+#: Sub-commands that `--docker` runs inside a container.
+IN_CONTAINER = ("server", "score", "perf-test", "validation", "fit")
+
+
 def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
     command = options.subparser_name
+    if getattr(options, "docker", None) and command in IN_CONTAINER:
+        from drum.cli.docker import run_in_container
+        from drum.cli.parser import inject_env_args
+
+        return run_in_container(options, inject_env_args(sys.argv[1:] if argv is None else argv))
     if command == "server":
         limit_blas_spin()  # before NumPy loads
         from drum.cli import server

@@ -332,8 +332,6 @@ def results_table(results: list[CaseResult], in_docker: bool = False, show_mem: 
 
 
 def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
-    if getattr(options, "docker", None):
-        raise DrumCommonException("perf-test with --docker is not supported by this drum; run it inside the image.")
     input_df = read_input(options)
     print("DRUM performance test")
     print(f"Model:      {options.code_dir}")
