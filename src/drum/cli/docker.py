@@ -80,8 +80,8 @@ def requirements(code_dir: str) -> list[str] | None:
 
 
 def context_tag(context: Path, extra: Sequence[str]) -> str:
-    """`drum-env/<dir name>:<hash>`: a hash of every file of the build context and of `extra` (the
-    requirements added to it), so an unchanged context reuses its image."""
+    """`localhost/drum-env-<dir name>:<hash>`: a hash of every file of the build context and of `extra` (the
+    requirements added to it, the ids of its base images), so an unchanged context reuses its image."""
     digest = hashlib.sha256()
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         digest.update(str(path.relative_to(context)).encode() + b"\0" + path.read_bytes() + b"\0")
@@ -89,6 +89,20 @@ def context_tag(context: Path, extra: Sequence[str]) -> str:
         digest.update(line.encode() + b"\n")
     name = "".join(c if c.isalnum() or c in "._-" else "-" for c in context.name.lower()).strip("-._") or "env"
     return f"localhost/drum-env-{name}:{digest.hexdigest()[:12]}"
+
+
+def base_image_ids(engine: str, dockerfile: Path) -> list[str]:
+    """The ids of the images the Dockerfile builds FROM (those the engine has): a rebuilt base image
+    (a new drum in it, say) changes the tag of everything built on it."""
+    ids = []
+    for line in dockerfile.read_text().splitlines():
+        words = [w for w in line.split() if not w.startswith("--")]
+        if len(words) >= 2 and words[0].upper() == "FROM" and "$" not in words[1]:
+            found = subprocess.run([engine, "image", "inspect", "--format", "{{.Id}}", words[1]],
+                                   capture_output=True, text=True)  # fmt: skip
+            if found.returncode == 0:
+                ids.append(found.stdout.strip())
+    return ids
 
 
 def build_image(engine: str, context_dir: str, code_dir: str, language: str | None, skip_deps: bool) -> str:
@@ -101,7 +115,7 @@ def build_image(engine: str, context_dir: str, code_dir: str, language: str | No
         print(f"Dependencies management is not supported for the '{language}' language and will not be installed "
               "into an image")  # fmt: skip
         lines = None
-    tag = context_tag(context, lines or [])
+    tag = context_tag(context, [*(lines or []), *base_image_ids(engine, context / "Dockerfile")])
     if image_exists(engine, tag):
         print(f"Reusing the image {tag} built from {context} (unchanged)")
         return tag
@@ -238,24 +252,29 @@ def run_in_container(options: argparse.Namespace, args: Sequence[str]) -> int:
     logger.info(" ".join(command))
     if getattr(options, "verbose", False):
         print(f"docker command: <{command}>")
-    process = subprocess.Popen(command)
-    # The engine proxies SIGINT/SIGTERM to the container (--init passes them on to drum inside, which
-    # drains and exits): forward SIGTERM, let a terminal's SIGINT reach the engine by itself, and wait.
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM)),
-        signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: process.send_signal(signal.SIGINT)),
-    }
-    try:
-        code = process.wait()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    # The engine runs in a directory of its own: podman's conmon writes a file `oom` into its working
+    # directory when the container runs out of memory (all paths in the command are absolute).
+    with tempfile.TemporaryDirectory(prefix="drum-docker-run-") as workdir:
+        process = subprocess.Popen(command, cwd=workdir)
+        # The engine proxies SIGINT/SIGTERM to the container (--init passes them on to drum inside, which
+        # drains and exits): forward SIGTERM and SIGINT to it, and wait.
+        previous = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM)),
+            signal.SIGINT: signal.signal(signal.SIGINT, lambda *_: process.send_signal(signal.SIGINT)),
+        }
+        try:
+            code = process.wait()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        out_of_memory = os.path.exists(os.path.join(workdir, "oom"))
     if code in (0, 128 + signal.SIGTERM, 128 + signal.SIGINT, -signal.SIGTERM, -signal.SIGINT):
         return 0  # done, or stopped on request (DRUM: a KeyboardInterrupt returns 0)
-    if code == KILLED and getattr(options, "memory", None):
+    if code == KILLED and (out_of_memory or getattr(options, "memory", None)):
+        limit = f"--memory {options.memory} allows" if getattr(options, "memory", None) else "the engine allows"
+        likely = "because" if out_of_memory else "most likely because"
         raise DrumCommonException(
-            f"The container was killed (exit code {KILLED}), most likely because it used more memory than "
-            f"--memory {options.memory} allows."
+            f"The container was killed (exit code {KILLED}), {likely} it used more memory than {limit}."
         )
     raise DrumCommonException(f"Error from docker process: {code}")
 
