@@ -159,3 +159,12 @@ def test_no_engine_exits_1_saying_what_to_install(tmp_path):
     assert result.returncode == 1
     assert "--docker needs a container engine" in result.stderr and "apt-get install podman" in result.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_validation_runs_in_the_container(engine, sklearn_model, sklearn_image):
+    code_dir, data = sklearn_model
+    result = run_drum("validation", "--code-dir", str(code_dir), "--input", str(data), "--target-type", "regression",
+                      "--docker", sklearn_image, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Basic batch prediction   PASSED" in result.stdout and "Null value imputation" in result.stdout
+    assert "WARNING: looks like host DRUM version" not in result.stdout  # the image's drum is this one
