@@ -115,3 +115,16 @@ def test_a_build_context_is_tagged_by_its_content_and_requirements(tmp_path):
     assert docker.context_tag(context, ["pandas"]) != tag
     (context / "Dockerfile").write_text("FROM y\n")
     assert docker.context_tag(context, []) != tag
+
+
+def test_a_different_drum_in_the_image_is_a_warning(tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    engine = bin_dir / "podman"
+    engine.write_text('#!/bin/sh\necho "drum 0.0.1 (DRUM 1.17.0 compatible)"\n')
+    engine.chmod(engine.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    docker.check_version("podman", "img:1")
+    out = capsys.readouterr().out
+    assert "WARNING: looks like host DRUM version doesn't match container DRUM version" in out
+    assert "Container DRUM version: drum 0.0.1 (DRUM 1.17.0 compatible)" in out
