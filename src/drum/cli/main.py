@@ -71,9 +71,19 @@ def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
         from drum.cli import validation
 
         return validation.run(options, argv)
+    if command == "fit":
+        from drum.cli import fit
+
+        return fit.run(options)
     if command == "perf-test":
         from drum.cli import perf_test
 
         return perf_test.run(options, argv)
-    raise DrumCommonException(f"'drum {command}' is not available in this drum; use server, score, validation, "
-                              "perf-test or new model.")
+    if command == "push":
+        raise DrumCommonException(
+            "'drum push' uploads a model to DataRobot through its API, which this drum does not talk to. Use "
+            "DataRobot's own `datarobot-drum push` or the DataRobot Python client (`pip install datarobot`: "
+            "CustomInferenceModel / CustomModelVersion) to upload the code dir."
+        )
+    raise DrumCommonException(f"'drum {command}' is not available in this drum; use server, score, fit, "
+                              "validation, perf-test or new model.")
