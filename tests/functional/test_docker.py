@@ -168,3 +168,26 @@ def test_validation_runs_in_the_container(engine, sklearn_model, sklearn_image):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Basic batch prediction   PASSED" in result.stdout and "Null value imputation" in result.stdout
     assert "WARNING: looks like host DRUM version" not in result.stdout  # the image's drum is this one
+
+
+def test_fit_in_the_container_writes_the_output_dir_on_the_host(engine, sklearn_model, sklearn_image, tmp_path):
+    code_dir = tmp_path / "task"
+    code_dir.mkdir()
+    (code_dir / "custom.py").write_text(
+        "import os, pickle\nfrom sklearn.linear_model import Ridge\n\n\n"
+        "def fit(X, y, output_dir, **kwargs):\n"
+        "    with open(os.path.join(output_dir, 'model.pkl'), 'wb') as f:\n"
+        "        pickle.dump(Ridge().fit(X, y), f)\n"
+    )
+    _, data = sklearn_model
+    target = tmp_path / "y.csv"
+    pd.DataFrame({"y": pd.read_csv(data).sum(axis=1)}).to_csv(target, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    os.chmod(tmp_path, 0o755)
+    args = ["--target-type", "regression", "--target-csv", str(target), "--output", str(out)]
+    result = run_drum("fit", "--code-dir", str(code_dir), "--input", str(data), *args, "--docker", sklearn_image,
+                      timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Success 🎉" in result.stdout
+    assert {"model.pkl", "custom.py", "README.md"} <= {p.name for p in out.iterdir()}

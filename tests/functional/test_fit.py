@@ -220,3 +220,9 @@ def test_num_rows_samples_the_training_data(task, data, tmp_path):
                  "--target", "y", "--num-rows", "25", "--output", str(out), "--skip-predict")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert seen(out)["shape"] == [25, 3] and seen(out)["y_len"] == 25
+
+
+def test_push_says_what_to_use_instead(task):
+    result = run_drum("push", "--code-dir", str(task))
+    assert result.returncode == 1
+    assert "needs" not in result.stdout and "DataRobot Python client" in result.stderr

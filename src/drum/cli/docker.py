@@ -34,6 +34,8 @@ IN_MODEL = "/opt/model"
 IN_INPUT = "/opt/input.csv"
 IN_OUTPUT = "/opt/output.csv"
 IN_FIT_OUTPUT = "/opt/fit_output_dir"
+IN_FIT_TARGET = "/opt/fit_target.csv"
+IN_FIT_WEIGHTS = "/opt/fit_row_weights.csv"
 IN_RUNTIME_PARAMS = "/opt/runtime_parameters.yaml"
 #: Exit code of a process killed by SIGKILL (the engine's OOM killer, with --memory).
 KILLED = 137
@@ -223,9 +225,15 @@ def docker_command(engine: str, image: str, options: argparse.Namespace, args: S
             open(output, "a").close()  # a file to mount (else the engine makes a directory)
         run += ["-v", f"{output}:{IN_OUTPUT}"]
         replace_value(inner, "--output", IN_OUTPUT)
-    elif command == "fit" and getattr(options, "output", None):
-        run += ["-v", f"{os.path.realpath(options.output)}:{IN_FIT_OUTPUT}"]
-        replace_value(inner, "--output", IN_FIT_OUTPUT)
+    elif command == "fit":
+        if getattr(options, "output", None):
+            run += ["-v", f"{os.path.realpath(options.output)}:{IN_FIT_OUTPUT}"]
+            replace_value(inner, "--output", IN_FIT_OUTPUT)
+        for flag, inside in (("--target-csv", IN_FIT_TARGET), ("--row-weights-csv", IN_FIT_WEIGHTS)):
+            value = getattr(options, flag[2:].replace("-", "_"), None)
+            if value:
+                run += ["-v", f"{os.path.realpath(value)}:{inside}"]
+                replace_value(inner, flag, inside)
     return [*run, image, "drum", *inner]
 
 
