@@ -226,3 +226,30 @@ def test_push_says_what_to_use_instead(task):
     result = run_drum("push", "--code-dir", str(task))
     assert result.returncode == 1
     assert "needs" not in result.stdout and "DataRobot Python client" in result.stderr
+
+
+def _type_schema(task: Path, schema: str) -> None:
+    (task / "model-metadata.yaml").write_text(f"name: t\ntype: training\ntargetType: regression\ntypeSchema:\n{schema}")
+
+
+def test_input_requirements_of_the_type_schema_stop_the_fit_with_exit_3(task, tmp_path):
+    frame = pd.DataFrame({"a": [1.5, 2.25] * 10, "s": ["x", "y"] * 10, "y": range(20)})
+    data = tmp_path / "strings.csv"
+    frame.to_csv(data, index=False)
+    _type_schema(task, "  input_requirements:\n    - field: data_types\n      condition: EQUALS\n      value: NUM\n")
+    common = ["--code-dir", str(task), "--input", str(data), "--target", "y", "--skip-predict"]
+    strict = fit(*common)
+    assert strict.returncode == 3, strict.stdout + strict.stderr
+    assert "schema validation failed for input" in strict.stderr and "Starting Fit" not in strict.stdout
+    lenient = fit(*common, "--disable-strict-validation")  # only logged: the fit goes ahead (and this Ridge
+    assert "Starting Fit" in lenient.stdout  # then fails on the text column, the model's own error)
+    assert "Schema validation found mismatch between input dataset and the supplied schema" in lenient.stderr
+
+
+def test_output_requirements_are_for_transform_tasks_only(task, data):
+    _type_schema(task, "  output_requirements:\n    - field: data_types\n      condition: EQUALS\n      value: NUM\n")
+    result = fit("--code-dir", str(task), "--input", str(data["regression"]), "--target", "y", "--skip-predict")
+    assert result.returncode == 3
+    assert "Specifying output_requirements in model_metadata.yaml is only valid for custom transform tasks." in (
+        result.stderr
+    )
