@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from drum.cli.perf_test import _stop_group, free_port, read_input, request
 from drum.errors import DrumCommonException
-from drum.model import codecs
 from drum.model.code_dir import RUNNING_LANG_MSG
 from drum.model.hooks import STRUCTURED_HOOKS, call, load_hooks
-from drum.model.metadata import read_model_metadata_yaml
+from drum.model.metadata import read_class_labels_file, read_model_metadata_yaml, resolve_target_type
 from drum.model.target import TargetType
 from drum.model.typeschema import DEFAULT_TYPE_SCHEMA_WARNING, SchemaValidator
 
@@ -47,7 +47,7 @@ SERVER_START_TIMEOUT = 60
 def run(options: argparse.Namespace) -> int:
     code_dir = os.path.realpath(options.code_dir)
     metadata = read_model_metadata_yaml(code_dir)  # validates its hyperparameters
-    target_type = _target_type(options, metadata)
+    target_type = resolve_target_type(metadata, getattr(options, "target_type", None))
     output_dir = os.path.realpath(options.output) if options.output else None
     if output_dir == code_dir:
         raise DrumCommonException("The code directory may not be used as the output directory.")
@@ -60,32 +60,7 @@ def run(options: argparse.Namespace) -> int:
             shutil.rmtree(output_dir, ignore_errors=True)
 
 
-def _target_type(options: argparse.Namespace, metadata: dict | None) -> TargetType:
-    from_options = getattr(options, "target_type", None)
-    from_metadata = (metadata or {}).get("targetType")
-    if from_options is None and from_metadata is None:
-        raise DrumCommonException(
-            "Target type is missing. It must be provided in --target-type argument, TARGET_TYPE env var or model "
-            "config file."
-        )
-    if from_options is not None and from_metadata is not None and from_options != from_metadata:
-        raise DrumCommonException(
-            f"Target type provided in --target-type argument doesn't match target type from model-metadata.yaml "
-            f"file. Target type in argument: {from_options}, Target type in model-metadata.yaml: {from_metadata}"
-        )
-    return TargetType(from_options or from_metadata)
-
-
 # --- the data ----------------------------------------------------------------------------------------
-
-
-def read_input(options: argparse.Namespace) -> pd.DataFrame:
-    colnames = None
-    if getattr(options, "sparse_column_file", None):
-        colnames = codecs.read_column_names(Path(options.sparse_column_file).read_bytes())
-    return codecs.read_structured_input(
-        Path(options.input).read_bytes(), codecs.mimetype_from_filename(options.input), colnames
-    )
 
 
 def _first_column(path: str) -> pd.Series:
@@ -178,7 +153,7 @@ def class_order(options: argparse.Namespace, target_type: TargetType) -> tuple[l
     if target_type in (TargetType.MULTICLASS, TargetType.MULTILABEL):
         labels = options.class_labels
         if labels is None and getattr(options, "class_labels_file", None):
-            labels = [line.strip() for line in Path(options.class_labels_file).read_text().splitlines() if line.strip()]
+            labels = read_class_labels_file(options.class_labels_file)
         if labels is None:
             print("WARNING: Class list not supplied. Using unique target values.", file=sys.stderr)
             labels = infer_labels(options, target_type) if target_type == TargetType.MULTICLASS else None
@@ -275,7 +250,7 @@ def _fit(
         copy_code_dir(code_dir, output_dir)
     if not skip_predict:
         print("Starting Prediction", flush=True)
-        prediction_memory = check_predictions(options, output_dir, target_type, server_labels)
+        prediction_memory = check_predictions(options, data, output_dir, target_type, server_labels)
         print("Prediction successful for fit validation", flush=True)
         if getattr(options, "enable_fit_metadata", False):
             report = {
@@ -318,14 +293,12 @@ def copy_code_dir(code_dir: str, output_dir: str) -> None:
 
 
 def check_predictions(
-    options: argparse.Namespace, output_dir: str, target_type: TargetType, labels: list[str] | None
-) -> float:
+    options: argparse.Namespace, frame: pd.DataFrame, output_dir: str, target_type: TargetType,
+    labels: list[str] | None,
+) -> float:  # fmt: skip
     """Serve the output dir with `drum server` and post the training data (without target and weights
     columns) whole and as a 10% sample; their predictions must agree (else a warning, as DRUM). Returns
     the server's peak resident memory in MB."""
-    from drum.cli.perf_test import _stop_group, free_port, request
-
-    frame = read_input(options)
     drop = [c for c in (options.target, options.row_weights) if c and target_type != TargetType.TRANSFORM]
     frame = frame.drop(columns=drop) if drop else frame
     size = min(1000, max(int(len(frame) * 0.1), 10))

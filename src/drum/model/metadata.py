@@ -444,7 +444,7 @@ def resolve_target_and_labels_from_metadata(
     labels are missing or the two sources disagree (multiclass labels are compared as sets).
     """
     class_labels = _labels_from_options(positive_class_label, negative_class_label, class_labels, class_labels_file)
-    resolved_type = _resolve_target_type(metadata, target_type)
+    resolved_type = resolve_target_type(metadata, target_type)
     inference_model = (metadata or {}).get("inferenceModel")
     if not isinstance(inference_model, Mapping):
         inference_model = {}
@@ -483,7 +483,7 @@ def _labels_from_options(
     return None if class_labels is None else list(class_labels)
 
 
-def _resolve_target_type(metadata: Mapping | None, option: str | TargetType | None) -> TargetType:
+def resolve_target_type(metadata: Mapping | None, option: str | TargetType | None) -> TargetType:
     from_options = None if option is None else TargetType(option)
     from_metadata = None if metadata is None else TargetType(metadata["targetType"])
     if from_options is None and from_metadata is None:

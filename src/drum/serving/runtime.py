@@ -138,7 +138,7 @@ class Runtime:
         )
 
     async def aclose(self) -> None:
-        """Close what lives on the event loop (the backend proxy's connections); then `stop()`."""
+        """Close what lives on the event loop (the backend proxy's connections); the caller then calls `stop()`."""
         if self.ctx is not None and self.ctx.proxy is not None:
             await self.ctx.proxy.aclose()
 

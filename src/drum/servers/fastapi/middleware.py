@@ -28,9 +28,9 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def send_data(data: ResponseData, send: Send, extra: list[tuple[bytes, bytes]] = ()) -> None:  # type: ignore[assignment]
+async def send_data(data: ResponseData, send: Send) -> None:
     """Send a `ResponseData` with a body (no stream) as ASGI messages."""
-    await send({"type": "http.response.start", "status": data.status, "headers": [*raw_headers(data), *extra]})
+    await send({"type": "http.response.start", "status": data.status, "headers": raw_headers(data)})
     await send({"type": "http.response.body", "body": data.body})
 
 
