@@ -222,10 +222,31 @@ def test_num_rows_samples_the_training_data(task, data, tmp_path):
     assert seen(out)["shape"] == [25, 3] and seen(out)["y_len"] == 25
 
 
+@ours_only
 def test_push_says_what_to_use_instead(task):
     result = run_drum("push", "--code-dir", str(task))
     assert result.returncode == 1
     assert "needs" not in result.stdout and "DataRobot Python client" in result.stderr
+
+
+def test_sparse_matrix_market_input(task, data, tmp_path):
+    """`--input X.mtx --sparse-column-file`: the hook gets the named sparse columns, and the check posts the
+    data back as Matrix Market with its column names."""
+    from scipy.io import mmwrite
+    from scipy.sparse import csr_matrix
+
+    features = pd.read_csv(data["features"])
+    features[features.abs() < 0.5] = 0.0
+    mtx, columns = tmp_path / "x.mtx", tmp_path / "columns.txt"
+    mmwrite(str(mtx), csr_matrix(features.to_numpy()))
+    columns.write_text("a\nb\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    result = fit("--code-dir", str(task), "--input", str(mtx), "--sparse-column-file", str(columns), "--target-csv",
+                 str(data["target_csv"]), "--target-type", "regression", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Prediction successful for fit validation" in result.stdout
+    assert seen(out)["columns"] == ["a", "b"] and seen(out)["shape"] == [80, 2]
 
 
 def _type_schema(task: Path, schema: str) -> None:

@@ -41,5 +41,7 @@ def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]
         class_labels=resolved.class_labels,
         language=language,
         type_schema=(metadata or {}).get("typeSchema") or None,
+        user_secrets_mount_path=getattr(options, "user_secrets_mount_path", None),
+        user_secrets_prefix=getattr(options, "user_secrets_prefix", None),
     )
     return config, metadata

@@ -1,7 +1,8 @@
 """`import datarobot_drum` for user code when the real DRUM package is not installed.
 
 User models written for DRUM do `from datarobot_drum import RuntimeParameters` (or import
-`CustomHTTPError`); this installs lightweight alias modules pointing at drum's own objects.
+`CustomHTTPError`, or the CustomTask interfaces of `datarobot_drum.custom_task_interfaces`); this installs
+lightweight alias modules pointing at drum's own objects.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import types
 import drum
 from drum import errors
 from drum.config import runtime_params
-from drum.model import target
+from drum.model import custom_task, target, user_secrets
 
 
 def _module(name: str, **attrs: object) -> types.ModuleType:
@@ -21,6 +22,14 @@ def _module(name: str, **attrs: object) -> types.ModuleType:
     module.__dict__.update(attrs)
     module.__path__ = []  # a package, so submodule imports resolve through sys.modules
     return module
+
+
+def _defined_in(module: types.ModuleType, kind: type) -> dict[str, object]:
+    """The public classes and functions `module` itself defines."""
+    return {
+        k: v for k, v in vars(module).items()
+        if not k.startswith("_") and isinstance(v, kind) and getattr(v, "__module__", None) == module.__name__
+    }  # fmt: skip
 
 
 def install_datarobot_drum_alias() -> bool:
@@ -31,6 +40,9 @@ def install_datarobot_drum_alias() -> bool:
         return False
     exceptions = {k: v for k, v in vars(errors).items() if isinstance(v, type)}
     rp_exceptions = {k: v for k, v in vars(runtime_params).items() if isinstance(v, type)}
+    interfaces = _defined_in(custom_task, type)
+    secrets = _defined_in(user_secrets, object)
+    tasks = "datarobot_drum.custom_task_interfaces"
     modules = {
         "datarobot_drum": _module(
             "datarobot_drum",
@@ -43,6 +55,14 @@ def install_datarobot_drum_alias() -> bool:
         "datarobot_drum.drum.enum": _module(
             "datarobot_drum.drum.enum", TargetType=target.TargetType, PRED_COLUMN=target.PRED_COLUMN
         ),
+        tasks: _module(tasks, **interfaces, **{k: v for k, v in secrets.items() if k.endswith("Secret")}),
+        f"{tasks}.custom_task_interface": _module(
+            f"{tasks}.custom_task_interface", **interfaces, **secrets,
+            secrets_injection_context=custom_task.secrets_injection_context,
+        ),
+        f"{tasks}.estimator_interfaces": _module(f"{tasks}.estimator_interfaces", **interfaces),
+        f"{tasks}.transform_interface": _module(f"{tasks}.transform_interface", **interfaces),
+        f"{tasks}.user_secrets": _module(f"{tasks}.user_secrets", **secrets),
         "datarobot_drum.runtime_parameters": _module("datarobot_drum.runtime_parameters"),
         "datarobot_drum.runtime_parameters.runtime_parameters": _module(
             "datarobot_drum.runtime_parameters.runtime_parameters",

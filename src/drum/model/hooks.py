@@ -10,6 +10,8 @@ from typing import Any, NoReturn
 
 from drum.errors import BaseCustomUserError, DrumCommonException, DrumPythonModelAdapterError
 from drum.model.code_dir import CUSTOM_FILE, RUNNING_LANG_MSG, find_unique_file
+from drum.model.compat import install_datarobot_drum_alias
+from drum.model.custom_task import CUSTOM_TASK_CLASS, is_custom_task_class
 from drum.model.module_loader import import_from_file
 from drum.model.target import TargetType
 
@@ -31,10 +33,12 @@ STRUCTURED_HOOKS = (
 
 @dataclass
 class Hooks:
-    """The hook functions found in `custom.py` (missing hooks are absent from `functions`)."""
+    """The hook functions found in `custom.py` (missing hooks are absent from `functions`), or its
+    `CustomTask` class (`drum.model.custom_task`), which then replaces the hooks."""
 
     path: Path | None = None
     functions: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    task_class: type | None = None
 
     def get(self, name: str) -> Callable[..., Any] | None:
         return self.functions.get(name)
@@ -71,18 +75,20 @@ def _import_custom(path: Path) -> Any:
 
 
 def load_hooks(code_dir: str | Path, target_type: TargetType) -> Hooks:
-    """Find `custom.py` recursively, import it as module `custom`, call `init(code_dir=...)`."""
+    """Find `custom.py` recursively, import it as module `custom`, call `init(code_dir=...)`; a module with
+    a `CustomTask` class uses the CustomTask interface instead (no hooks, no `init`), as DRUM."""
     path = find_unique_file(code_dir, CUSTOM_FILE)
     if path is None:
         logger.info("No %s file detected in %s", CUSTOM_FILE, code_dir)
         return Hooks()
     logger.info("Detected %s .. trying to load hooks", path)
+    install_datarobot_drum_alias()
     module = _import_custom(path)
-    if getattr(module, "CustomTask", None) is not None:
-        raise DrumCommonException(
-            "The CustomTask class interface is not supported by this drum; use module-level hooks "
-            "(load_model, score, ...) in custom.py."
-        )
+    task_class = getattr(module, CUSTOM_TASK_CLASS, None)
+    if task_class:
+        if not is_custom_task_class(task_class):
+            raise DrumCommonException("The CustomTask class must inherit from the CustomTaskInterface")
+        return Hooks(path, {}, task_class)
     names = UNSTRUCTURED_HOOKS if target_type == TargetType.UNSTRUCTURED else STRUCTURED_HOOKS
     functions = {name: getattr(module, name) for name in names if getattr(module, name, None) is not None}
     if target_type == TargetType.UNSTRUCTURED and "score_unstructured" not in functions:

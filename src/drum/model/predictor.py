@@ -26,6 +26,7 @@ from drum.model import codecs
 from drum.model.artifacts import ArtifactPredictor, artifact_predictors
 from drum.model.code_dir import RUNNING_LANG_MSG, find_model_artifact
 from drum.model.compat import install_datarobot_drum_alias
+from drum.model.custom_task import install_secrets
 from drum.model.hooks import Hooks, call, fail, load_hooks
 from drum.model.marshalling import marshal_predictions, request_labels, split_extra_output
 from drum.model.target import TargetType
@@ -49,6 +50,9 @@ class ModelConfig:
     language: str = "python"
     #: `typeSchema` of model-metadata.yaml; transform outputs are validated against it.
     type_schema: dict | None = None
+    #: Where a CustomTask's user secrets come from (`--user-secrets-mount-path`, `--user-secrets-prefix`).
+    user_secrets_mount_path: str | None = None
+    user_secrets_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,8 @@ class Predictor:
         return self
 
     def _load_model(self) -> Any:
+        if self.hooks.task_class is not None:
+            return call("Failed to load custom task class.", self._load_task, self.hooks.task_class)
         load_model = self.hooks.get("load_model")
         if load_model is not None:
             model = call("'load_model' hook failed to load the model.", load_model, self.config.code_dir)
@@ -182,6 +188,12 @@ class Predictor:
                 "A transform task requires a user-defined transform hook for non-sklearn transformers"
             )
         return model
+
+    def _load_task(self, task_class: type) -> Any:
+        """`CustomTask.load(code_dir)` with the user secrets on it (their values masked in every output)."""
+        task = task_class.load(self.config.code_dir)  # type: ignore[attr-defined]
+        install_secrets(task, self.config.user_secrets_mount_path, self.config.user_secrets_prefix)
+        return task
 
     def _load_artifact(self) -> Any:
         """Load the one top-level artifact with the first predictor (in DRUM's order) that can load it."""
@@ -262,6 +274,13 @@ class Predictor:
             hook_labels = c.class_labels or [c.negative_class_label, c.positive_class_label]
         extra = None
         score = self.hooks.get("score")
+        if self.hooks.task_class is not None:
+            kwargs = inputs.hook_kwargs(c)
+            method = self.model.predict_proba if self.target_type.is_classification() else self.model.predict
+            result = call("Model 'score' hook failed to make predictions.",
+                          lambda: _require_frame(method(data, **kwargs), "score"))  # fmt: skip
+            frame = marshal_predictions(self.class_ordering, result.values, self.target_type, result.columns)
+            return PredictResponse(frame)
         if score is not None:
             kwargs = inputs.hook_kwargs(c, self.extra_score_kwargs())
             result = call("Model 'score' hook failed to make predictions.", score, data, self.model, **kwargs)
@@ -320,6 +339,13 @@ class Predictor:
         return out, target
 
     def _transform(self, data: Any, target: Any) -> tuple[pd.DataFrame, Any]:
+        if self.hooks.task_class is not None:
+            try:
+                out = _require_frame(self.model.transform(data), "transform")
+                _same_rows(out, data)
+            except Exception as exc:  # noqa: BLE001
+                fail(exc, "Model 'transform' hook failed to transform dataset.")
+            return out, target
         hook = self.hooks.get("transform")
         if hook is not None:
             try:

@@ -52,18 +52,23 @@ def hooks_needing_request_data(predictor: Predictor) -> list[str]:
     score = predictor.hooks.get("score")
     if score is not None and reads_keyword_arguments(score):
         names.append("score (reads its keyword arguments)")
+    if predictor.hooks.task_class is not None:
+        method = "predict_proba" if predictor.target_type.is_classification() else "predict"
+        fn = getattr(predictor.model, method, None)
+        if fn is None or reads_keyword_arguments(fn, positional=1):
+            names.append(f"CustomTask.{method} (reads its keyword arguments)")
     return names
 
 
-def reads_keyword_arguments(fn: Callable[..., Any]) -> bool:
-    """Whether `fn(data, model, **kwargs)` may look at its keyword arguments: explicit keyword
-    parameters, or a `**kwargs` that its code loads (or code we cannot inspect)."""
+def reads_keyword_arguments(fn: Callable[..., Any], positional: int = 2) -> bool:
+    """Whether `fn(data, model, **kwargs)` (`positional` arguments, then keywords) may look at its keyword
+    arguments: explicit keyword parameters, or a `**kwargs` that its code loads (or code we cannot inspect)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return True
     varkw = [p.name for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
-    if len([p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]) > 2:
+    if len([p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]) > positional:
         return True
     if not varkw:
         return False
