@@ -1,7 +1,8 @@
 # Two entry points: `make serve` and `make test`. Both create .venv and install what they need.
-# `make test` also runs `make containers` first: a container engine (podman, installed with apt-get when
-# missing and possible) and the drum drop-in base image for the `--docker` tests (docs/containers.md);
-# it ends with `containers: ready (...)` or `containers: skipped: <reason>` and never stops the tests.
+# `make test` also runs `make runtimes` (R with rpy2 and a JDK with py4j for the R and Java model tests) and
+# `make containers` first: a container engine (podman, installed with apt-get when missing and possible) and
+# the drum drop-in base image for the `--docker` tests (docs/containers.md); each ends with a `ready` or
+# `skipped: <reason>` line and never stops the tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 EXAMPLE ?= examples/regression
 
-.PHONY: serve test lint venv clean bench containers
+.PHONY: serve test lint venv clean bench containers runtimes
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +34,12 @@ serve: $(VENV)/.installed
 containers: $(BIN)/python
 	bash tools/containers/setup.sh
 
-test: $(VENV)/.installed-test containers
+# Idempotent: R (r-base-core) with rpy2 and a JDK with py4j for the R and Java model tests, installed when
+# missing (apt-get as root, pip into .venv); writes .venv/.runtimes (tools/runtimes/setup.sh).
+runtimes: $(VENV)/.installed-test
+	bash tools/runtimes/setup.sh $(VENV)
+
+test: $(VENV)/.installed-test containers runtimes
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile tests
 

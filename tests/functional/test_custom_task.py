@@ -277,7 +277,7 @@ def test_a_failing_task_exits_1_with_drums_message(case, frame, tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert message in result.stderr
     assert "Fit successful" not in result.stdout
-    assert not (out / "custom.py").exists()
+    assert not (out / "custom.py").exists() and not (out / "drum_artifact.pkl").exists()
 
 
 # --- user secrets -------------------------------------------------------------------------------------

@@ -184,7 +184,7 @@ def test_no_fit_hook_and_output_equal_to_code_dir_are_errors(data, tmp_path):
     task = write_model(tmp_path / "nofit", {"custom.py": "def load_model(code_dir):\n    return 1\n"})
     result = fit("--code-dir", str(task), "--input", str(data["regression"]), "--target-type", "regression",
                  "--target", "y")  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 1 and result.stdout == "Starting Fit\n"
     assert "fit() method must be implemented in a file named 'custom.py'" in result.stderr
     same = fit("--code-dir", str(task), "--input", str(data["regression"]), "--target-type", "regression",
                "--target", "y", "--output", str(task))  # fmt: skip

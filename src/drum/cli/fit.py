@@ -31,9 +31,9 @@ import pandas as pd
 from drum.cli.perf_test import _stop_group, free_port, read_input, request
 from drum.errors import DrumCommonException, DrumSchemaValidationException, DrumSerializationError
 from drum.model import codecs
-from drum.model.code_dir import RUNNING_LANG_MSG
+from drum.model.code_dir import RUNNING_LANG_MSG, detect_language
 from drum.model.custom_task import ARTIFACT_FILE, secrets_injection_context
-from drum.model.hooks import STRUCTURED_HOOKS, call, load_hooks
+from drum.model.hooks import STRUCTURED_HOOKS, Hooks, call, load_hooks
 from drum.model.metadata import read_class_labels_file, read_model_metadata_yaml, resolve_target_type
 from drum.model.target import TargetType
 from drum.model.typeschema import DEFAULT_TYPE_SCHEMA_WARNING, SchemaValidator
@@ -230,32 +230,27 @@ def _fit(
     validator = schema_validator(options, metadata, target_type)
     validator.validate_type_schema(target_type)  # output requirements: transform tasks only
     validator.validate_inputs(x)  # DrumSchemaValidationException: exit 3 (strict), else logged
-    hooks = load_hooks(code_dir, target_type)
-    if hooks.task_class is None and not hooks.has("fit"):
-        present = [f"{name}: {hooks.has(name)}" for name in STRUCTURED_HOOKS]
-        raise DrumCommonException(
-            f"\n\n{RUNNING_LANG_MSG}\n\nfit() method must be implemented in a file named 'custom.py' in the provided "
-            f"code_dir: '{code_dir}' \nHere is a list of files in this dir. {sorted(os.listdir(code_dir))}\n"
-            f"Here are the hooks your custom.py file has: {present}"
-        )
-    print("Starting Fit", flush=True)
     arguments = {"X": x, "y": y, "output_dir": output_dir, "class_order": order, "row_weights": weights,
                  "parameters": params}  # fmt: skip
-    if hooks.task_class is not None:
-        fit_task(hooks.task_class, options, arguments)
+    task_class = None
+    if detect_language(code_dir) == "r":
+        print("Starting Fit", flush=True)
+        fit_r(code_dir, target_type, arguments)
     else:
-        transform = hooks.get("transform")
-        if transform is not None and target_type != TargetType.TRANSFORM:
-            arguments["X"] = call("Model 'transform hook' failed to transform dataset.", transform, x, None)
-        with contextlib.redirect_stdout(sys.stderr):  # the hook's prints, as DRUM
-            hooks.functions["fit"](**arguments)
+        hooks = load_hooks(code_dir, target_type)
+        print("Starting Fit", flush=True)
+        task_class = hooks.task_class
+        if task_class is not None:
+            fit_task(task_class, options, arguments)
+        else:
+            fit_hook(hooks, code_dir, target_type, arguments)
     fit_memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("Fit successful", flush=True)
     if options.verbose:
         print(f"Maximum fit memory usage: {int(fit_memory)}MB")
     skip_predict = bool(getattr(options, "skip_predict", False))
     if not temporary or not skip_predict:
-        copy_code_dir(code_dir, output_dir, keep=ARTIFACT_FILE if hooks.task_class is not None else None)
+        copy_code_dir(code_dir, output_dir, keep=ARTIFACT_FILE if task_class is not None else None)
     if not skip_predict:
         print("Starting Prediction", flush=True)
         prediction_memory = check_predictions(options, data, output_dir, target_type, server_labels, validator)
@@ -279,6 +274,47 @@ def _fit(
     return 0
 
 
+def fit_hook(hooks: Hooks, code_dir: str, target_type: TargetType, arguments: dict[str, Any]) -> None:
+    """The legacy `fit` hook, X through the `transform` hook first (not for transform tasks)."""
+    if not hooks.has("fit"):
+        present = [f"{name}: {hooks.has(name)}" for name in STRUCTURED_HOOKS]
+        raise DrumCommonException(
+            f"\n\n{RUNNING_LANG_MSG}\n\nfit() method must be implemented in a file named 'custom.py' in the provided "
+            f"code_dir: '{code_dir}' \nHere is a list of files in this dir. {sorted(os.listdir(code_dir))}\n"
+            f"Here are the hooks your custom.py file has: {present}"
+        )
+    transform = hooks.get("transform")
+    if transform is not None and target_type != TargetType.TRANSFORM:
+        arguments["X"] = call("Model 'transform hook' failed to transform dataset.", transform, arguments["X"], None)
+    with contextlib.redirect_stdout(sys.stderr):  # the hook's prints, as DRUM
+        hooks.functions["fit"](**arguments)
+
+
+def fit_r(code_dir: str, target_type: TargetType, arguments: dict[str, Any]) -> None:
+    """`custom.R`'s `fit(X=, y=, output_dir=, row_weights=, class_order=, parameters=)` in the process's R (X
+    through its `transform(X, NULL)` first, except for transform tasks), as DRUM's R fit: booleans reach R
+    as the strings "True"/"False", `output_dir` ends with "/", no parameters are an empty list."""
+    from drum.model.r_bridge import RSession
+    from drum.model.r_predictor import custom_r_file
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, pd.DataFrame):
+            if codecs.is_sparse_frame(value):
+                raise DrumCommonException("Sparse (Matrix Market) training data for R tasks is not supported.")
+            booleans = [c for c in value.columns if value[c].dtype == bool]
+            return value.astype({c: str for c in booleans}) if booleans else value
+        if isinstance(value, pd.Series) and value.dtype == bool:
+            return value.astype(str)
+        return value
+
+    session = RSession.get()
+    with contextlib.redirect_stdout(sys.stderr):  # the hooks' output, as DRUM
+        session.call("init", code_dir, target_type.value, custom_r_file(code_dir), convert=False)
+        output_dir = arguments["output_dir"].rstrip("/") + "/"
+        session.call("fit", plain(arguments["X"]), plain(arguments["y"]), output_dir, arguments["class_order"],
+                     plain(arguments["row_weights"]), arguments["parameters"] or {}, target_type.value)  # fmt: skip
+
+
 def fit_task(task_class: type, options: argparse.Namespace, arguments: dict[str, Any]) -> None:
     """Fit a new `CustomTask` with the user secrets on it (their values masked in every output meanwhile),
     then `save` it into the output dir, with DRUM's messages for a failing `fit` or `save`. (DRUM 1.18.1
@@ -291,9 +327,10 @@ def fit_task(task_class: type, options: argparse.Namespace, arguments: dict[str,
                 task.fit(**arguments)
             try:
                 task.save(arguments["output_dir"])
-            except DrumSerializationError:
-                raise
             except Exception as exc:
+                Path(arguments["output_dir"], ARTIFACT_FILE).unlink(missing_ok=True)  # no half-written pickle
+                if isinstance(exc, DrumSerializationError):
+                    raise
                 raise DrumSerializationError(
                     "An error occurred when saving your custom task. "
                     "Ensure all variables stored on self are pickle-able or excluded when saving"

@@ -1,4 +1,5 @@
-"""Shared by `drum server` and `drum score`: turn parsed options into a `ModelConfig`."""
+"""Shared by `drum server` and `drum score`: turn parsed options into a `ModelConfig`, and load the predictor
+of its language."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from drum.cli.parser import check_unstructured_only_options
 from drum.errors import DrumCommonException
 from drum.model.code_dir import detect_language
 from drum.model.metadata import read_model_metadata_yaml, resolve_target_and_labels_from_metadata
-from drum.model.predictor import ModelConfig
+from drum.model.predictor import ModelConfig, Predictor
 
 
 def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]:
@@ -18,10 +19,10 @@ def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]
         language = "other"  # as DRUM: the model is the backend server, no artifact to detect
     else:
         language = detect_language(code_dir, getattr(options, "language", None))
-    if language not in ("python", "other") or (language == "other" and not getattr(options, "gpu_predictor", None)):
+    if language not in ("python", "r") and not (language == "other" and getattr(options, "gpu_predictor", None)):
         raise DrumCommonException(
-            f"Models in language '{language}' are not supported by this drum; only Python models "
-            "(custom.py hooks or Python artifacts) can be served."
+            f"Models in language '{language}' are not supported by this drum; Python models (custom.py hooks or "
+            "Python artifacts) and R models (custom.R hooks or an .rds artifact) can be served."
         )
     metadata = read_model_metadata_yaml(code_dir)
     resolved = resolve_target_and_labels_from_metadata(
@@ -45,3 +46,12 @@ def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]
         user_secrets_prefix=getattr(options, "user_secrets_prefix", None),
     )
     return config, metadata
+
+
+def load_predictor(config: ModelConfig) -> Predictor:
+    """The loaded predictor of the model's language (R models start the process's R interpreter)."""
+    if config.language == "r":
+        from drum.model.r_predictor import RPredictor
+
+        return RPredictor(config).load()
+    return Predictor(config).load()

@@ -20,7 +20,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from drum.cli.model_setup import model_config
+from drum.cli.model_setup import load_predictor, model_config
 from drum.cli.progress import ProgressBar
 from drum.config.settings import get_setting
 from drum.errors import DrumCommonException
@@ -90,7 +90,7 @@ def chunk_size(predictor: Predictor, options: argparse.Namespace) -> int:
     """Bytes of input per chunk, or 0 to score the file whole: Matrix Market input, a `read_input_data`
     hook (it reads any format) and files within DRUM_SCORE_CHUNK_BYTES are scored whole."""
     budget = get_setting("DRUM_SCORE_CHUNK_BYTES")
-    if not budget or predictor.has_read_input_data_hook():
+    if not budget or predictor.has_read_input_data_hook() or not predictor.reads_frames:
         return 0
     if codecs.mimetype_from_filename(options.input) == codecs.TEXT_MTX:
         return 0
@@ -259,7 +259,7 @@ def run(options: argparse.Namespace) -> int:
     perf = PerfMarks()
     perf.mark("start")
     config, _metadata = model_config(options)
-    predictor = Predictor(config).load()
+    predictor = load_predictor(config)
     unstructured = config.target_type == TargetType.UNSTRUCTURED
     with tempfile.TemporaryDirectory(prefix="drum-score-") as directory:
         output = options.output or os.path.join(directory, "output")

@@ -49,7 +49,7 @@ STARTUP_FAILURE = 3
 def build_context(options: argparse.Namespace, config: ServerConfig, csv_reader: bool = True) -> ServingContext:
     """Load the model (hooks, artifact) and everything the handlers need; `csv_reader`: also the
     large-CSV reader (`load_csv_reader`; False when this process forks its request handlers)."""
-    from drum.cli.model_setup import model_config
+    from drum.cli.model_setup import load_predictor, model_config
 
     model, metadata = model_config(options)
     deployment_config = read_deployment_config(getattr(options, "deployment_config", None))
@@ -58,7 +58,7 @@ def build_context(options: argparse.Namespace, config: ServerConfig, csv_reader:
         sidecar = bool(getattr(options, "sidecar", False))
         predictor: Predictor = openai_backend_predictor(model, gpu_predictor, sidecar, config.settings)
     else:
-        predictor = Predictor(model).load()
+        predictor = load_predictor(model)
     attach_monitor(predictor, options)
     context = ServingContext(
         predictor=predictor,

@@ -130,6 +130,10 @@ def _same_rows(data: Any, output: Any) -> None:
 class Predictor:
     """A loaded model directory. Construct, then `load()` once before serving."""
 
+    #: Whether `predict_loaded`/`transform_loaded` take pandas frames (`drum score` then reads big inputs in
+    #: chunks); False where the model's runtime reads the payload itself (R).
+    reads_frames = True
+
     def __init__(self, config: ModelConfig):
         self.config = config
         self.target_type = config.target_type

@@ -87,7 +87,7 @@ def model_batchable(ctx: ServingContext, allow_hooks: bool) -> tuple[bool, str]:
     if ctx.target_type not in BATCHED_TARGETS:
         return False, f"target type {ctx.target_type.value} is not batched"
     if type(ctx.model).predict is not Predictor.predict:
-        return False, "the model is served by an OpenAI-compatible backend (one call per request)"
+        return False, "the model is served by another runtime (R, an OpenAI-compatible backend): one call per request"
     if ctx.model.monitor is not None:
         return False, "MLOps monitoring reports each request's own features and timing"
     needing = hooks_needing_request_data(ctx.model)

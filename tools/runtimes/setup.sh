@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Language runtimes for `make test` (issue 19): R with rpy2, and a JDK with py4j.
+#
+#   bash tools/runtimes/setup.sh [VENV]        (VENV defaults to .venv)
+#
+# Idempotent: each step runs only when its result is missing.
+#   R:    `R` on PATH, else (root with apt-get) Debian's r-base-core + r-cran-matrix; then rpy2 (3.5.x: the
+#         3.6 line needs R >= 4.3, Debian bookworm has 4.2) into VENV when it does not import.
+#   Java: `javac` on PATH, else (root with apt-get) Debian's default-jdk-headless; then py4j into VENV.
+# Writes VENV/.runtimes (DRUM_RUNTIMES_STATE overrides the path), key=value lines read by the R and Java
+# tests: `r=ready` or `r=skipped: <reason>`, `java=ready` or `java=skipped: <reason>`. Always exits 0, so
+# `make test` goes on; the tests then skip with the reason. DRUM_RUNTIMES=off skips everything.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV=${1:-$ROOT/.venv}
+PY=$VENV/bin/python
+STATE=${DRUM_RUNTIMES_STATE:-$VENV/.runtimes}
+LOG=$(dirname "$STATE")/.runtimes.log
+RPY2_SPEC='rpy2>=3.5.8,<3.6'
+PY4J_SPEC='py4j>=0.10.9'
+
+say() { echo "runtimes: $*" >&2; }
+is_root() { [ "$(id -u)" = 0 ]; }
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 && is_root || return 1
+    export DEBIAN_FRONTEND=noninteractive
+    { apt-get install -y -q --no-install-recommends "$@" || { apt-get update -q && apt-get install -y -q --no-install-recommends "$@"; }; } >>"$LOG" 2>&1
+}
+
+mkdir -p "$(dirname "$STATE")"
+: >"$LOG"
+case "${DRUM_RUNTIMES:-on}" in
+    off|0|no|skip)
+        printf 'r=skipped: DRUM_RUNTIMES=%s\njava=skipped: DRUM_RUNTIMES=%s\n' "$DRUM_RUNTIMES" "$DRUM_RUNTIMES" >"$STATE"
+        say "skipped (DRUM_RUNTIMES=$DRUM_RUNTIMES)"
+        exit 0 ;;
+esac
+
+r_state() {
+    if ! command -v R >/dev/null 2>&1; then
+        say "R: installing r-base-core and r-cran-matrix with apt-get"
+        apt_install r-base-core r-cran-matrix || { echo "skipped: R is not installed and apt-get could not install r-base-core (not root, or no network); see $LOG"; return; }
+    fi
+    if ! Rscript -e 'suppressMessages(library(Matrix))' >>"$LOG" 2>&1; then
+        apt_install r-cran-matrix || { echo "skipped: the R package Matrix is missing and apt-get could not install r-cran-matrix"; return; }
+    fi
+    if ! "$PY" -c 'import rpy2.robjects' >>"$LOG" 2>&1; then
+        say "R: installing $RPY2_SPEC into $VENV"
+        "$PY" -m pip install -q "$RPY2_SPEC" >>"$LOG" 2>&1 || { echo "skipped: pip could not install $RPY2_SPEC; see $LOG"; return; }
+        "$PY" -c 'import rpy2.robjects' >>"$LOG" 2>&1 || { echo "skipped: rpy2 does not start R; see $LOG"; return; }
+    fi
+    echo ready
+}
+
+java_state() {
+    if ! command -v javac >/dev/null 2>&1; then
+        say "Java: installing default-jdk-headless with apt-get"
+        apt_install default-jdk-headless || { echo "skipped: no JDK (javac) and apt-get could not install default-jdk-headless; see $LOG"; return; }
+    fi
+    if ! "$PY" -c 'import py4j' >>"$LOG" 2>&1; then
+        say "Java: installing $PY4J_SPEC into $VENV"
+        "$PY" -m pip install -q "$PY4J_SPEC" >>"$LOG" 2>&1 || { echo "skipped: pip could not install $PY4J_SPEC; see $LOG"; return; }
+    fi
+    echo ready
+}
+
+R_STATE=$(r_state | tail -n 1)
+JAVA_STATE=$(java_state | tail -n 1)
+printf 'r=%s\njava=%s\n' "$R_STATE" "$JAVA_STATE" >"$STATE"
+say "R $R_STATE; Java $JAVA_STATE"
+exit 0
