@@ -210,6 +210,42 @@ def test_rerunning_into_an_output_dir_reports_overwritten_files_and_fit_metadata
     assert report["fit_memory_usage"] > 0 and report["prediction_memory_usage"] > 0
 
 
+LEGACY_TRANSFORM = """
+    import os
+    import pickle
+
+    import pandas as pd
+    from sklearn.preprocessing import StandardScaler
+
+
+    def fit(X, y, output_dir, **kwargs):
+        assert "y" not in X.columns and y is not None
+        with open(os.path.join(output_dir, "scaler.pkl"), "wb") as f:
+            pickle.dump(StandardScaler().fit(X), f)
+
+
+    def load_model(code_dir):
+        with open(os.path.join(code_dir, "scaler.pkl"), "rb") as f:
+            return pickle.load(f)
+
+
+    def transform(data, model, y=None):
+        assert y is not None and len(y) == len(data)  # the check posts the target as `y`, as DRUM
+        return pd.DataFrame(model.transform(data), columns=data.columns)
+"""
+
+
+def test_legacy_transform_task(data, tmp_path):
+    task = write_model(tmp_path / "tf", {"custom.py": LEGACY_TRANSFORM})
+    out = tmp_path / "out"
+    out.mkdir()
+    result = fit("--code-dir", str(task), "--input", str(data["regression"]), "--target", "y", "--row-weights", "w",
+                 "--target-type", "transform", "--output", str(out))  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[0].startswith("WARNING: No type schema provided. For transforms")
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "custom.py", "scaler.pkl"]
+
+
 @ours_only
 def test_num_rows_samples_the_training_data(task, data, tmp_path):
     """Decided deviation: DRUM 1.18.1 fails any `--num-rows N` with an AssertionError; drum samples N rows
