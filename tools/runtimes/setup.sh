@@ -6,7 +6,8 @@
 # Idempotent: each step runs only when its result is missing.
 #   R:    `R` on PATH, else (root with apt-get) Debian's r-base-core + r-cran-matrix; then rpy2 (3.5.x: the
 #         3.6 line needs R >= 4.3, Debian bookworm has 4.2) into VENV when it does not import.
-#   Java: `javac` on PATH, else (root with apt-get) Debian's default-jdk-headless; then py4j into VENV.
+#   Java: `javac` on PATH, else (root with apt-get) Debian's default-jdk-headless; then py4j and h2o (the H2O
+#         tests train with it, and drum takes h2o-genmodel from its h2o.jar) into VENV.
 # Writes VENV/.runtimes (DRUM_RUNTIMES_STATE overrides the path), key=value lines read by the R and Java
 # tests: `r=ready` or `r=skipped: <reason>`, `java=ready` or `java=skipped: <reason>`. Always exits 0, so
 # `make test` goes on; the tests then skip with the reason. DRUM_RUNTIMES=off skips everything.
@@ -19,6 +20,9 @@ STATE=${DRUM_RUNTIMES_STATE:-$VENV/.runtimes}
 LOG=$(dirname "$STATE")/.runtimes.log
 RPY2_SPEC='rpy2>=3.5.8,<3.6'
 PY4J_SPEC='py4j>=0.10.9'
+# The tests train H2O models (MOJO, POJO) with the h2o package, whose h2o.jar also gives drum h2o-genmodel.
+# 3.46.0.11 is the newest wheel; 3.46.0.12 is a 266 MB sdist whose client refuses MOJO/POJO export.
+H2O_SPEC='h2o==3.46.0.11'
 
 say() { echo "runtimes: $*" >&2; }
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -61,6 +65,10 @@ java_state() {
     if ! "$PY" -c 'import py4j' >>"$LOG" 2>&1; then
         say "Java: installing $PY4J_SPEC into $VENV"
         "$PY" -m pip install -q "$PY4J_SPEC" >>"$LOG" 2>&1 || { echo "skipped: pip could not install $PY4J_SPEC; see $LOG"; return; }
+    fi
+    if ! "$PY" -c 'import h2o' >>"$LOG" 2>&1; then
+        say "Java: installing $H2O_SPEC into $VENV (about 270 MB)"
+        "$PY" -m pip install -q "$H2O_SPEC" >>"$LOG" 2>&1 || say "Java: pip could not install $H2O_SPEC: the H2O tests will skip"
     fi
     echo ready
 }

@@ -19,10 +19,10 @@ def model_config(options: argparse.Namespace) -> tuple[ModelConfig, dict | None]
         language = "other"  # as DRUM: the model is the backend server, no artifact to detect
     else:
         language = detect_language(code_dir, getattr(options, "language", None))
-    if language not in ("python", "r") and not (language == "other" and getattr(options, "gpu_predictor", None)):
+    gpu_predictor = getattr(options, "gpu_predictor", None)
+    if language not in ("python", "r", "java") and not (language == "other" and gpu_predictor):
         raise DrumCommonException(
-            f"Models in language '{language}' are not supported by this drum; Python models (custom.py hooks or "
-            "Python artifacts) and R models (custom.R hooks or an .rds artifact) can be served."
+            f"Models in language '{language}' are not supported by this drum; Python, R and Java models can be served."
         )
     metadata = read_model_metadata_yaml(code_dir)
     resolved = resolve_target_and_labels_from_metadata(
@@ -54,4 +54,8 @@ def load_predictor(config: ModelConfig) -> Predictor:
         from drum.model.r_predictor import RPredictor
 
         return RPredictor(config).load()
+    if config.language == "java":
+        from drum.model.java_predictor import JavaPredictor
+
+        return JavaPredictor(config).load()
     return Predictor(config).load()

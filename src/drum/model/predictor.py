@@ -133,6 +133,8 @@ class Predictor:
     #: Whether `predict_loaded`/`transform_loaded` take pandas frames (`drum score` then reads big inputs in
     #: chunks); False where the model's runtime reads the payload itself (R).
     reads_frames = True
+    #: The payload formats the model reads without a `read_input_data` hook (`/capabilities/`).
+    payload_formats: dict[str, None] = codecs.SUPPORTED_PAYLOAD_FORMATS
 
     def __init__(self, config: ModelConfig):
         self.config = config
@@ -462,7 +464,7 @@ class Predictor:
 
     def capabilities(self) -> dict:
         return {
-            "supported_payload_formats": dict(codecs.SUPPORTED_PAYLOAD_FORMATS),
+            "supported_payload_formats": dict(self.payload_formats),
             "supported_methods": {"chat": self.supports_chat()},
         }
 

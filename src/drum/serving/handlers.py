@@ -125,7 +125,8 @@ def _input(ctx: ServingContext, req: RequestData, key: str) -> tuple[bytes, str 
 
 
 def _check_mimetype(ctx: ServingContext, mimetype: str | None) -> None:
-    if not codecs.is_mimetype_supported(mimetype) and not ctx.model.has_read_input_data_hook():
+    supported = codecs.MIMETYPE_TO_FORMAT.get(mimetype) in ctx.model.payload_formats
+    if not supported and not ctx.model.has_read_input_data_hook():
         raise _fail(
             f"payload format `{mimetype}` is not supported by predictor/transformer. Make DRUM support the "
             "format or implement `read_input_data` hook to read the data. "
