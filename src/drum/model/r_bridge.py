@@ -63,6 +63,7 @@ class RSession:
                 # R runs in this thread with R_SignalHandlers = 0 (rpy2's setting): it takes no signals,
                 # so SIGINT and SIGTERM stay with Python's handlers (the server's graceful shutdown).
                 warnings.filterwarnings("ignore", message="R is not initialized by the main thread")
+                import rpy2.rinterface as ri
                 import rpy2.robjects as ro
                 from rpy2.rinterface_lib import embedded
                 from rpy2.robjects import numpy2ri, pandas2ri
@@ -75,60 +76,75 @@ class RSession:
                 os.environ.pop("LD_LIBRARY_PATH", None)
             else:
                 os.environ["LD_LIBRARY_PATH"] = library_path
-        self.ro = ro
+        self.ri, self.ro = ri, ro
         self.RRuntimeError = embedded.RRuntimeError
+        #: pandas <-> data.frame rules, used explicitly where frames cross (`to_r`, `to_pandas`).
         self.converter = ro.default_converter + numpy2ri.converter + pandas2ri.converter
-        self.plain = ro.default_converter
-        with self.converter.context():
+        with ro.default_converter.context():
             ro.r["source"](str(GLUE))
-        self.glue = ro.globalenv[".drum"]
+        self.glue = ri.globalenv.find(".drum")
+        self._functions: dict[str, Any] = {}
 
-    def call(self, function: str, *args: Any, convert: bool = True, then: Callable[[Any], Any] | None = None,
-             **kwargs: Any) -> Any:  # fmt: skip
+    def call(self, function: str, *args: Any, then: Callable[[Any], Any] | None = None) -> Any:
         """Call `.drum$<function>` of the glue in R's thread with plain Python arguments (made R values there,
-        see `to_r`); R's errors become `RError` (with R's traceback logged). `convert`: turn R data frames
-        and vectors into pandas/numpy. `then` turns the result into plain Python values, in R's thread
-        (rpy2's objects need R and its conversion rules)."""
+        see `to_r`); R's errors become `RError` (with R's traceback logged). The result is an rpy2
+        low-level value; `then` turns it into Python values, in R's thread (rpy2's values need R there).
+        Calls go straight to R's closures: rpy2's high-level layer costs ~1 ms a call."""
 
         def job() -> Any:
-            result = self.glue[function](*(self.to_r(a) for a in args), **{k: self.to_r(v) for k, v in kwargs.items()})
+            fn = self._functions.get(function)
+            if fn is None:
+                fn = self._functions[function] = self.glue.find(function)
+            result = fn(*(self.to_r(a) for a in args))
             return result if then is None else then(result)
 
-        return self.run(job, convert)
+        return self.run(job)
 
-    def run(self, job: Callable[[], Any], convert: bool = True) -> Any:
-        """Run `job` in R's thread with rpy2's conversion rules for it."""
+    def run(self, job: Callable[[], Any]) -> Any:
+        """Run `job` in R's thread; R's errors become `RError`."""
 
         def task() -> Any:
-            with (self.converter if convert else self.plain).context():
+            try:
+                return job()
+            except self.RRuntimeError as exc:
                 try:
-                    return job()
-                except self.RRuntimeError as exc:
-                    try:
-                        trace = str(self.glue["traceback"]()[0])
-                    except Exception:  # noqa: BLE001 - the traceback is only a courtesy
-                        trace = "(an error occurred while getting traceback from R)"
-                    logger.error("R Traceback:\n%s", trace)
-                    raise RError(str(exc).strip()) from None
+                    trace = str(self.glue.find("traceback")()[0])
+                except Exception:  # noqa: BLE001 - the traceback is only a courtesy
+                    trace = "(an error occurred while getting traceback from R)"
+                logger.error("R Traceback:\n%s", trace)
+                raise RError(str(exc).strip()) from None
 
         return self._executor.submit(task).result()
 
     def to_r(self, value: Any) -> Any:
         """A plain Python value as an R value (in R's thread only): None → NULL, bytes → raw, str →
-        character(1), a list → character vector, a dict → named list; others by rpy2's rules."""
-        vectors = self.ro.vectors
+        character(1), a list → character vector, a dict → named list, a pandas frame or series → a
+        data.frame or vector (pandas' rules), a number → a length-1 vector."""
+        ri = self.ri
         if value is None:
-            return self.ro.NULL
+            return ri.NULL
         if isinstance(value, bytes):
-            return vectors.ByteVector(value)
+            return ri.ByteSexpVector(value)
         if isinstance(value, str):
-            return vectors.StrVector([value])
+            return ri.StrSexpVector([value])
         if isinstance(value, (list, tuple)):
-            return vectors.StrVector([str(v) for v in value])
+            return ri.StrSexpVector([str(v) for v in value])
         if isinstance(value, dict):
-            return vectors.ListVector({str(k): self.to_r(v) for k, v in value.items()})
-        return value
+            return self.ro.vectors.ListVector({str(k): self.to_r(v) for k, v in value.items()})
+        if isinstance(value, bool):
+            return ri.BoolSexpVector([value])
+        if isinstance(value, int):
+            return ri.IntSexpVector([value])
+        if isinstance(value, float):
+            return ri.FloatSexpVector([value])
+        with self.converter.context():
+            return self.ro.conversion.get_conversion().py2rpy(value)
+
+    def to_pandas(self, value: Any) -> Any:
+        """An R value (a data.frame) as pandas, in R's thread."""
+        with self.converter.context():
+            return self.ro.conversion.get_conversion().rpy2py(value)
 
     def make_names(self, labels: list[str]) -> list[str]:
         """R's `make.names` (what `data.frame()` does to column names)."""
-        return self.run(lambda: [str(v) for v in self.ro.r["make.names"](self.to_r(list(labels)))], convert=False)
+        return self.run(lambda: [str(v) for v in self.ri.baseenv.find("make.names")(self.to_r(list(labels)))])

@@ -107,6 +107,12 @@
   }
   if (.drum$has("post_process")) predictions <- .drum$hooks$post_process(predictions, model)
   .drum$frame(predictions, "predictions")
+  # All-numeric predictions cross as one double vector (column-major) and their names: converting a
+  # data.frame to pandas costs far more than the prediction of a few rows.
+  if (all(vapply(predictions, is.numeric, TRUE))) {
+    return(list("numeric", names(predictions), as.double(unlist(predictions, use.names = FALSE)), nrow(predictions)))
+  }
+  list("frame", predictions)
 }
 
 # Transform target type: list(X as a data.frame, or a sparse matrix as (i, j, x) triplets, and its column names).
@@ -171,4 +177,4 @@
   invisible(NULL)
 }
 
-.drum$traceback <- function() paste(utils::capture.output(traceback(max.lines = 50)), collapse = "\n")
+.drum$traceback <- function() paste(utils::capture.output(traceback(max.lines = 3)), collapse = "\n")

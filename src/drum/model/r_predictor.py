@@ -49,12 +49,12 @@ class RPredictor(Predictor):
         self.r = r = RSession.get()
         code_dir, target = self.config.code_dir, self.target_type.value
         custom = custom_r_file(code_dir)
-        self.hook_names = r.call("init", code_dir, target, custom, convert=False, then=_strings)
+        self.hook_names = r.call("init", code_dir, target, custom, then=_strings)
         if self.target_type == TargetType.UNSTRUCTURED:
             for hook in ("load_model", "score_unstructured"):
                 if hook not in self.hook_names:
                     raise DrumCommonException(f"In 'unstructured' mode hook '{hook}' must be provided.")
-        r.call("load_model_into_session", code_dir, target, convert=False)
+        r.call("load_model_into_session", code_dir, target)
         return self
 
     def has_read_input_data_hook(self) -> bool:
@@ -64,21 +64,38 @@ class RPredictor(Predictor):
 
     def predict(self, inputs: PredictionInput) -> PredictResponse:
         r, c = self._session(), self.config
-        frame = r.call("predict", inputs.binary_data, inputs.mimetype, inputs.sparse_colnames, self.target_type.value,
-                       c.positive_class_label, c.negative_class_label, c.class_labels)  # fmt: skip
-        if not isinstance(frame, pd.DataFrame):
-            raise DrumCommonException(
-                f"Expected predictions type: {pd.DataFrame}, actual: {type(frame)}. Are you trying to run binary "
-                "classification without class labels provided?"
-            )
-        frame = frame.reset_index(drop=True)
-        extra = None
+        result = r.call(
+            "predict", inputs.binary_data, inputs.mimetype, inputs.sparse_colnames, self.target_type.value,
+            c.positive_class_label, c.negative_class_label, c.class_labels, then=self._predictions,
+        )  # fmt: skip
+        if isinstance(result, tuple):  # numeric: the usual columns go straight to DRUM's marshalling
+            names, values = result
+            labels = self.class_ordering
+            if (labels and set(names) == set(labels)) or (not labels and len(names) == 1):
+                return PredictResponse(marshal_predictions(labels, values, self.target_type, names))
+            result = pd.DataFrame(values, columns=names)
+        frame, extra = result, None
         if self.target_type.is_classification():
             frame, extra = self._labelled(frame)
         elif self.target_type == TargetType.REGRESSION:
             frame, extra = split_extra_output(frame, None, PRED_COLUMN)
         predictions = marshal_predictions(self.class_ordering, frame.values, self.target_type, frame.columns)
         return PredictResponse(predictions, extra)
+
+    def _predictions(self, result: Any) -> tuple[list[str], np.ndarray] | pd.DataFrame:
+        """The glue's predictions (in R's thread): numeric columns as (names, a rows × columns array, copied out
+        of R), else a pandas frame."""
+        if str(result[0][0]) == "numeric":
+            names = [str(n) for n in result[1]]
+            values = np.frombuffer(result[2].memoryview(), dtype=float).reshape(len(names), int(result[3][0])).T
+            return names, values.copy()
+        frame = self._session().to_pandas(result[1])
+        if not isinstance(frame, pd.DataFrame):
+            raise DrumCommonException(
+                f"Expected predictions type: {pd.DataFrame}, actual: {type(frame)}. Are you trying to run binary "
+                "classification without class labels provided?"
+            )
+        return frame.reset_index(drop=True)
 
     def _labelled(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         """Map R's sanitised class-name columns (`X1`, `a.b`) back to the labels; other columns are extra
@@ -121,7 +138,7 @@ class RPredictor(Predictor):
     ) -> tuple[pd.DataFrame, Any]:  # fmt: skip
         r = self._session()
         frame = r.call("transform", binary_data, mimetype, sparse_colnames, target_binary_data or None,
-                       then=_transformed)  # fmt: skip
+                       then=lambda out: _transformed(r, out))  # fmt: skip
         if self.target_type == TargetType.TRANSFORM and self.config.type_schema:
             SchemaValidator(self.config.type_schema).validate_outputs(frame)
         target_frame = None
@@ -134,7 +151,7 @@ class RPredictor(Predictor):
     def predict_unstructured(self, data: str | bytes, **kwargs: Any) -> tuple[Any, dict | None]:
         r = self._session()
         arguments = {key: value for key, value in kwargs.items() if value is not None and key != "mlops"}
-        return r.call("unstructured", data, arguments, convert=False,
+        return r.call("unstructured", data, arguments,
                       then=lambda result: (_from_r(result[0]), _kwargs_from_r(result[1])))  # fmt: skip
 
     def supports_chat(self) -> bool:
@@ -157,7 +174,7 @@ def _strings(values: Any) -> set[str]:
     return {str(v) for v in values}
 
 
-def _transformed(out: Any) -> pd.DataFrame:
+def _transformed(r: RSession, out: Any) -> pd.DataFrame:
     """The glue's transform result (a data frame, or a sparse matrix as 1-based triplets) as pandas."""
     values = dict(zip(out.names, out, strict=True))
     if bool(values["sparse"][0]):
@@ -165,9 +182,9 @@ def _transformed(out: Any) -> pd.DataFrame:
         rows, cols = np.asarray(values["i"], dtype=int) - 1, np.asarray(values["j"], dtype=int) - 1
         matrix = coo_matrix((np.asarray(values["x"], dtype=float), (rows, cols)), shape=shape)
         names = values.get("colnames")
-        names = None if names is None or not hasattr(names, "__len__") else [str(n) for n in names]
+        names = None if names is None or names is r.ri.NULL else [str(n) for n in names]
         return pd.DataFrame.sparse.from_spmatrix(matrix, columns=names)
-    return values["frame"].reset_index(drop=True)
+    return r.to_pandas(values["frame"]).reset_index(drop=True)
 
 
 def _from_r(value: Any) -> str | bytes | None:
