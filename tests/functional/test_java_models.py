@@ -215,6 +215,29 @@ def test_custom_predictor_served(custom_model, features, drum_server):
     assert bad.status_code == 500 and "NumberFormatException" in bad.json()["message"]
 
 
+@pytest.mark.parametrize("backend", ["fastapi", "gunicorn", "werkzeug"])
+def test_backends_and_workers(custom_model, features, drum_server, backend):
+    code, env = custom_model
+    path, frame = features
+    workers = [] if backend == "werkzeug" else ["--max-workers", "2"]
+    server = drum_server(code, "--target-type", "regression", *workers,
+                         env={**env, "MLOPS_RUNTIME_PARAM_DRUM_SERVER_TYPE": backend})  # fmt: skip
+    for _ in range(4):
+        response = server.post("/predict/", files={"X": ("x.csv", path.read_bytes())})
+        assert response.status_code == 200, response.text
+        np.testing.assert_allclose(response.json()["predictions"], 0.5 + 2 * frame.a - frame.b, atol=1e-6)
+
+
+def test_perf_test_and_validation_run_java_models(custom_model, features):
+    code, env = custom_model
+    timed = run_drum("perf-test", "--code-dir", str(code), "--input", str(features[0]), "--target-type",
+                     "regression", "-s", "5", "-i", "3", env=env, timeout=240)  # fmt: skip
+    assert timed.returncode == 0 and "Test is done, stopping drum server" in timed.stdout, timed.stderr
+    checked = run_drum("validation", "--code-dir", str(code), "--input", str(features[0]), "--target-type",
+                       "regression", env=env, timeout=240)  # fmt: skip
+    assert checked.returncode == 0 and "Basic batch prediction" in checked.stdout, checked.stderr
+
+
 def test_custom_predictor_unstructured(custom_model, drum_server):
     code, env = custom_model
     server = drum_server(code, "--target-type", "unstructured", env=env)

@@ -254,3 +254,44 @@ def test_r_and_json_round_trip_of_labels_with_sanitised_names(trained, tmp_path)
     assert result.returncode == 0, result.stderr
     got = pd.read_csv(tmp_path / "o.csv")
     assert list(got.columns) == ["1", "a b"] and json.loads(got.iloc[0].to_json()) == {"1": 0.25, "a b": 0.75}
+
+
+SPARSE_AND_MULTICLASS = """
+load_model <- function(code_dir) "m"
+score <- function(data, model, ...) {
+  labels <- list(...)[[1]]$class_labels
+  if (inherits(data, "sparseMatrix")) {
+    return(data.frame(Predictions = as.numeric(Matrix::rowSums(data)) + ncol(data) * 1000))
+  }
+  n <- nrow(data)
+  out <- data.frame(matrix(rep(c(0.2, 0.3, 0.5), each = n), nrow = n))
+  names(out) <- labels
+  out
+}
+"""
+
+
+def test_matrix_market_payload_and_multiclass_labels(trained, tmp_path, drum_server):
+    code = write_model(tmp_path / "sparse", {"custom.R": SPARSE_AND_MULTICLASS})
+    mtx = b"%%MatrixMarket matrix coordinate real general\n2 3 3\n1 1 1.5\n2 2 2.0\n2 3 0.25\n"
+    server = drum_server(code, "--target-type", "regression")
+    response = server.post("/predict/", files={"X": ("x.mtx", mtx), "X.colnames": ("X.colnames", b"a\nb\nc\n")})
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"] == [3001.5, 3002.25]
+
+    result = score(code, trained / "x.csv", tmp_path / "o.csv", "--target-type", "multiclass",
+                   "--class-labels", "low", "mid", "high")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    got = pd.read_csv(tmp_path / "o.csv")
+    assert list(got.columns) == ["low", "mid", "high"] and got.iloc[0].tolist() == [0.2, 0.3, 0.5]
+
+
+def test_validation_and_perf_test_run_r_models(trained):
+    checked = run_drum("validation", "--code-dir", str(trained / "reg"), "--input", str(trained / "x.csv"),
+                       "--target-type", "regression", timeout=240)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "Basic batch prediction" in checked.stdout and "PASSED" in checked.stdout
+    timed = run_drum("perf-test", "--code-dir", str(trained / "reg"), "--input", str(trained / "x.csv"),
+                     "--target-type", "regression", "-s", "5", "-i", "3", timeout=240)  # fmt: skip
+    assert timed.returncode == 0, timed.stdout + timed.stderr
+    assert "Test is done, stopping drum server" in timed.stdout
