@@ -295,3 +295,15 @@ def test_validation_and_perf_test_run_r_models(trained):
                      "--target-type", "regression", "-s", "5", "-i", "3", timeout=240)  # fmt: skip
     assert timed.returncode == 0, timed.stdout + timed.stderr
     assert "Test is done, stopping drum server" in timed.stdout
+
+
+def test_new_r_model_template_serves_as_generated(trained, tmp_path, drum_server):
+    code = tmp_path / "new_r"
+    created = run_drum("new", "model", "--code-dir", str(code), "--language", "r")
+    assert created.returncode == 0, created.stderr
+    assert sorted(p.name for p in code.iterdir()) == ["README.md", "custom.R"]
+    assert "drum new model --language r" in (code / "custom.R").read_text()
+    server = drum_server(code, "--target-type", "regression")
+    response = server.post("/predict/", data=b"a,b\n1,3\n-2,2\n", headers={"Content-Type": "text/csv"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [2.0, 1.0]}

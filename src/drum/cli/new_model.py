@@ -1,4 +1,4 @@
-"""`drum new model --code-dir DIR --language python`: write a model directory that serves as is.
+"""`drum new model --code-dir DIR --language python|r`: write a model directory that serves as is.
 
 Like DRUM's template generator it writes `custom.py` (every hook documented) and `README.md`, stamped
 with the generating command and date; unlike DRUM's, `load_model` and `score` are implemented (a small
@@ -11,10 +11,13 @@ import argparse
 import os
 import time
 
-from drum.cli.new_model_templates import CUSTOM_FASTAPI_PY, CUSTOM_PY, README_MD
+from drum.cli.new_model_templates import CUSTOM_FASTAPI_PY, CUSTOM_PY, CUSTOM_R, README_MD, README_R_MD
 from drum.errors import DrumCommonException
 
-PYTHON_TEMPLATE = {"custom.py": CUSTOM_PY, "custom_fastapi.py": CUSTOM_FASTAPI_PY, "README.md": README_MD}
+TEMPLATES = {
+    "python": {"custom.py": CUSTOM_PY, "custom_fastapi.py": CUSTOM_FASTAPI_PY, "README.md": README_MD},
+    "r": {"custom.R": CUSTOM_R, "README.md": README_R_MD},
+}
 
 
 def render(text: str, language: str) -> str:
@@ -26,17 +29,18 @@ def render(text: str, language: str) -> str:
 
 def write_template(code_dir: str | os.PathLike[str], language: str = "python") -> list[str]:
     """Create `code_dir` (it must not exist) with the template of `language`; returns the file names."""
-    if language != "python":
+    template = TEMPLATES.get(language)
+    if template is None:
         raise DrumCommonException(
-            f"Language: {language} is not supported yet by 'drum new model'; use --language python."
+            f"Language: {language} is not supported yet by 'drum new model'; use --language python or r."
         )
     if os.path.exists(code_dir):
         raise DrumCommonException(f"The path {code_dir} already exists! Please provide a non existing path!")
     os.makedirs(code_dir)
-    for name, text in PYTHON_TEMPLATE.items():
+    for name, text in template.items():
         with open(os.path.join(code_dir, name), "w", encoding="utf-8") as f:
             f.write(render(text, language))
-    return list(PYTHON_TEMPLATE)
+    return list(template)
 
 
 def run(options: argparse.Namespace) -> int:
