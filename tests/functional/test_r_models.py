@@ -307,3 +307,21 @@ def test_new_r_model_template_serves_as_generated(trained, tmp_path, drum_server
     response = server.post("/predict/", data=b"a,b\n1,3\n-2,2\n", headers={"Content-Type": "text/csv"})
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": [2.0, 1.0]}
+
+
+def test_an_rds_classifier_with_its_own_predict_method(trained, tmp_path):
+    """No score hook: the .rds model's predict(model, data, type = "prob"), with an S3 method from custom.R."""
+    code = write_model(tmp_path / "s3", {"custom.R": """
+        predict.threshold <- function(object, newdata, type = "raw", ...) {
+          p <- 1 / (1 + exp(-(newdata$a - object$cut)))
+          data.frame(yes = p, no = 1 - p)
+        }
+    """})  # fmt: skip
+    subprocess.run(["Rscript", "-e", f'saveRDS(structure(list(cut = 0.25), class = "threshold"), "{code}/model.rds")'],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    result = score(code, trained / "x.csv", tmp_path / "o.csv", "--target-type", "binary",
+                   "--positive-class-label", "yes", "--negative-class-label", "no")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    got = pd.read_csv(tmp_path / "o.csv")
+    a = pd.read_csv(trained / "x.csv").a
+    np.testing.assert_allclose(got.yes, 1 / (1 + np.exp(-(a - 0.25))), atol=1e-9)

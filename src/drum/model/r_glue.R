@@ -82,12 +82,21 @@
   x
 }
 
+# The model's own predict(): S3 methods defined in custom.R are found (the call is evaluated in an
+# environment under custom.R's), and caret's methods when caret is installed (DRUM always loaded caret).
 .drum$default_predict <- function(data, model, target_type) {
+  if (!isTRUE(.drum$caret_tried)) {
+    .drum$caret_tried <- TRUE
+    if (requireNamespace("caret", quietly = TRUE)) invisible(NULL)
+  }
+  env <- new.env(parent = .drum$hooks_env)
+  env$model <- model
+  env$data <- data
   if (target_type %in% c("binary", "multiclass")) {
-    return(data.frame(stats::predict(model, data, type = "prob")))
+    return(data.frame(eval(quote(stats::predict(model, data, type = "prob")), env)))
   }
   if (target_type %in% c("regression", "anomaly")) {
-    predictions <- data.frame(stats::predict(model, data))
+    predictions <- data.frame(eval(quote(stats::predict(model, data)), env))
     names(predictions) <- "Predictions"
     return(predictions)
   }
