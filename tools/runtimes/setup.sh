@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Language runtimes for `make test` (issue 19): R with rpy2, and a JDK with py4j.
+# Runtimes for `make test`: R with rpy2, a JDK with py4j (issue 19), Ray Serve and Ray Data (issue 20).
 #
 #   bash tools/runtimes/setup.sh [VENV]        (VENV defaults to .venv)
 #
@@ -23,6 +23,7 @@ PY4J_SPEC='py4j>=0.10.9'
 # The tests train H2O models (MOJO, POJO) with the h2o package, whose h2o.jar also gives drum h2o-genmodel.
 # 3.46.0.11 is the newest wheel; 3.46.0.12 is a 266 MB sdist whose client refuses MOJO/POJO export.
 H2O_SPEC='h2o==3.46.0.11'
+RAY_SPEC='ray[serve,data]>=2.40'
 
 say() { echo "runtimes: $*" >&2; }
 is_root() { [ "$(id -u)" = 0 ]; }
@@ -36,7 +37,8 @@ mkdir -p "$(dirname "$STATE")"
 : >"$LOG"
 case "${DRUM_RUNTIMES:-on}" in
     off|0|no|skip)
-        printf 'r=skipped: DRUM_RUNTIMES=%s\njava=skipped: DRUM_RUNTIMES=%s\n' "$DRUM_RUNTIMES" "$DRUM_RUNTIMES" >"$STATE"
+        printf 'r=skipped: DRUM_RUNTIMES=%s\njava=skipped: DRUM_RUNTIMES=%s\nray=skipped: DRUM_RUNTIMES=%s\n' \
+            "$DRUM_RUNTIMES" "$DRUM_RUNTIMES" "$DRUM_RUNTIMES" >"$STATE"
         say "skipped (DRUM_RUNTIMES=$DRUM_RUNTIMES)"
         exit 0 ;;
 esac
@@ -73,8 +75,17 @@ java_state() {
     echo ready
 }
 
+ray_state() {
+    if ! "$PY" -c 'import ray, ray.serve, ray.data' >>"$LOG" 2>&1; then
+        say "Ray: installing $RAY_SPEC into $VENV"
+        "$PY" -m pip install -q "$RAY_SPEC" >>"$LOG" 2>&1 || { echo "skipped: pip could not install $RAY_SPEC; see $LOG"; return; }
+    fi
+    echo ready
+}
+
 R_STATE=$(r_state | tail -n 1)
 JAVA_STATE=$(java_state | tail -n 1)
-printf 'r=%s\njava=%s\n' "$R_STATE" "$JAVA_STATE" >"$STATE"
-say "R $R_STATE; Java $JAVA_STATE"
+RAY_STATE=$(ray_state | tail -n 1)
+printf 'r=%s\njava=%s\nray=%s\n' "$R_STATE" "$JAVA_STATE" "$RAY_STATE" >"$STATE"
+say "R $R_STATE; Java $JAVA_STATE; Ray $RAY_STATE"
 exit 0

@@ -62,7 +62,15 @@ def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
     if command == "score":
         from drum.cli import score
 
+        if getattr(options, "ray_address", None):
+            from drum.cli import ray_score
+
+            return ray_score.run(options)
         return score.run(options)
+    if command == "ray-serve":
+        from drum.cli import ray_serve
+
+        return ray_serve.run(options, argv)
     if command == "new":
         from drum.cli import new_model
 
@@ -85,5 +93,5 @@ def _dispatch(options: argparse.Namespace, argv: list[str] | None) -> int:
             "DataRobot's own `datarobot-drum push` or the DataRobot Python client (`pip install datarobot`: "
             "CustomInferenceModel / CustomModelVersion) to upload the code dir."
         )
-    raise DrumCommonException(f"'drum {command}' is not available in this drum; use server, score, fit, "
-                              "validation, perf-test or new model.")
+    raise DrumCommonException(f"'drum {command}' is not available in this drum; use server, ray-serve, score, "
+                              "fit, validation, perf-test or new model.")

@@ -36,6 +36,7 @@ SERVER = "server"
 NEW = "new"
 NEW_MODEL = "model"
 PUSH = "push"
+RAY_SERVE = "ray-serve"
 #: Key of the ``drum new model`` parser in the table of sub-parsers.
 NEW_MODEL_KEY = f"{NEW} {NEW_MODEL}"
 
@@ -415,6 +416,32 @@ def _add_address(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ray_serve_only(parser: argparse.ArgumentParser) -> None:
+    replicas = parser.add_mutually_exclusive_group()
+    replicas.add_argument("--num-replicas", type=int, default=None, help="Replicas of the model (default 1)")
+    replicas.add_argument(
+        "--autoscaling", default=None, metavar="MIN:MAX",
+        help="Let Ray Serve scale the replicas between MIN and MAX with the load",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-address", default=None,
+        help="The Ray cluster to join: 'auto' (a cluster started with `ray start` on this machine) or its "
+        "address; default: start a local one for this command",
+    )  # fmt: skip
+
+
+def _add_ray_score(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ray-address", default=None,
+        help="Score with Ray Data on this Ray cluster ('local' starts one for this command, 'auto' joins the "
+        "one on this machine): one loaded model per actor, the output in input order (pip install 'drum[ray]')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ray-batch-rows", type=int, default=None,
+        help="Rows per Ray Data batch (default: chunks of DRUM_SCORE_CHUNK_BYTES)",
+    )  # fmt: skip
+
+
 def _add_production(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--production",
@@ -709,6 +736,12 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, Parsers
     p[PUSH] = commands.add_parser(
         PUSH, help="Add your modeling code into DataRobot", description=_PUSH_DESCRIPTION, formatter_class=raw
     )
+    p[RAY_SERVE] = commands.add_parser(
+        RAY_SERVE,
+        help="serve the model on a Ray cluster (Ray Serve), with drum server's flags and routes",
+        description="Deploy the model as a Ray Serve application whose replicas each run drum's FastAPI app "
+        "(pip install 'drum[ray]'). docs/ray.md.",
+    )
     # perf-test and validation have no --logging-level; validation has no --verbose either.
     p[PERF_TEST].set_defaults(logging_level="warning", verbose=False)
     p[VALIDATION].set_defaults(logging_level="warning", verbose=False)
@@ -717,23 +750,23 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, Parsers
         return [(name, p[name]) for name in names]
 
     # Registration order follows DRUM, so that usage lines list the flags in the same order.
-    for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, NEW_MODEL_KEY, VALIDATION, PUSH):
+    for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, NEW_MODEL_KEY, VALIDATION, PUSH, RAY_SERVE):
         _add_code_dir(parser, new_template=name == NEW_MODEL_KEY)
-    for _, parser in on(SCORE, SERVER, FIT, NEW, NEW_MODEL_KEY, PUSH, PERF_TEST):
+    for _, parser in on(SCORE, SERVER, FIT, NEW, NEW_MODEL_KEY, PUSH, PERF_TEST, RAY_SERVE):
         _add_verbose(parser)
     for _, parser in on(SCORE, PERF_TEST, FIT, VALIDATION):
         _add_input(parser)
-    for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION):
+    for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION, RAY_SERVE):
         _add_binary_labels(parser, fit=name == FIT)
-    for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION):
+    for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION, RAY_SERVE):
         _add_class_labels(parser, fit=name == FIT)
-    for _, parser in on(SCORE, SERVER, FIT, NEW, NEW_MODEL_KEY, PUSH):
+    for _, parser in on(SCORE, SERVER, FIT, NEW, NEW_MODEL_KEY, PUSH, RAY_SERVE):
         _add_logging_level(parser)
     for name, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION, PUSH):
         _add_docker(parser, name)
     for name, parser in on(SCORE, FIT):
         _add_output(parser, name)
-    for _, parser in on(SCORE, SERVER):
+    for _, parser in on(SCORE, SERVER, RAY_SERVE):
         _add_show_perf(parser)
     _add_fit_only(p[FIT])
     for _, parser in on(FIT, SCORE):
@@ -741,33 +774,38 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, Parsers
     _add_parameter_file(p[FIT])
     _add_perf_test_only(p[PERF_TEST])
     _add_address(p[SERVER])
+    _add_address(p[RAY_SERVE])
     for _, parser in on(SERVER, PERF_TEST):
         _add_production(parser)
     for _, parser in on(SERVER, PERF_TEST):
         _add_max_workers(parser)
     _add_with_error_server(p[SERVER])
-    for name, parser in on(NEW_MODEL_KEY, SERVER, SCORE, PERF_TEST, VALIDATION):
+    _add_with_error_server(p[RAY_SERVE])
+    _add_ray_serve_only(p[RAY_SERVE])
+    _add_ray_score(p[SCORE])
+    for name, parser in on(NEW_MODEL_KEY, SERVER, SCORE, PERF_TEST, VALIDATION, RAY_SERVE):
         _add_language(parser, new_template=name == NEW_MODEL_KEY)
-    for _, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION, NEW_MODEL_KEY):
+    for _, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION, NEW_MODEL_KEY, RAY_SERVE):
         _add_show_stacktrace(parser)
-    for _, parser in on(SCORE, SERVER):
+    for _, parser in on(SCORE, SERVER, RAY_SERVE):
         _add_monitoring(parser, environ)
         _add_dr_api_access(parser, environ)
         _add_gpu_predictor(parser, environ)
-    for _, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION):
+    for _, parser in on(SCORE, PERF_TEST, SERVER, FIT, VALIDATION, RAY_SERVE):
         _add_target_type(parser)
-    for _, parser in on(SCORE, PERF_TEST, SERVER, VALIDATION):
+    for _, parser in on(SCORE, PERF_TEST, SERVER, VALIDATION, RAY_SERVE):
         _add_unstructured(parser)
     _add_deployment_config(p[SERVER])
+    _add_deployment_config(p[RAY_SERVE])
     for _, parser in on(FIT, PUSH):
         _add_strict_validation(parser)
     for _, parser in on(FIT, PUSH):
         _add_fit_metadata(parser)
-    for _, parser in on(FIT, SCORE, SERVER, PUSH):
+    for _, parser in on(FIT, SCORE, SERVER, PUSH, RAY_SERVE):
         _add_user_secrets(parser)
-    for _, parser in on(SCORE, PERF_TEST, SERVER, VALIDATION):
+    for _, parser in on(SCORE, PERF_TEST, SERVER, VALIDATION, RAY_SERVE):
         _add_runtime_params_file(parser, environ)
-    for _, parser in on(SCORE, SERVER, VALIDATION):
+    for _, parser in on(SCORE, SERVER, VALIDATION, RAY_SERVE):
         _add_lazy_loading_file(parser, environ)
     return main, p
 
@@ -1038,7 +1076,14 @@ def _verify_options(options: argparse.Namespace, main: argparse.ArgumentParser, 
     if getattr(options, "skip_deps_install", False) and options.docker is None:
         _abort("Argument '--skip-deps-install' can only be used together with '--docker'.")
 
-    if command in (SERVER, SCORE):
+    if command == RAY_SERVE:
+        if options.num_replicas is not None and options.num_replicas < 1:
+            _abort("--num-replicas must be at least 1.")
+        if options.autoscaling is not None:
+            low, _, high = options.autoscaling.partition(":")
+            if not (low.isdigit() and high.isdigit() and 0 <= int(low) <= int(high) and int(high) >= 1):
+                _abort(f"--autoscaling takes MIN:MAX replicas (0 <= MIN <= MAX, MAX >= 1): {options.autoscaling!r}.")
+    if command in (SERVER, SCORE, RAY_SERVE):
         parser = parsers[command]
         _verify_monitoring(options, parser)
         _verify_dr_api_access(options, parser)
