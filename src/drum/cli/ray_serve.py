@@ -100,6 +100,11 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
             serve.ingress()(DrumReplica),
             name="drum",
             ray_actor_options={"runtime_env": {"env_vars": replica_env()}},
+            # drum's app queues requests itself (its executor + DRUM_FASTAPI_MAX_QUEUE, then 503), and writes
+            # its own access log: Ray's per-request log line and its default of 5 requests in a replica cost
+            # most of the proxy's throughput.
+            max_ongoing_requests=config.settings.executor_workers + config.settings.max_queue,
+            logging_config={"enable_access_log": False},
             **deployment_options(options),
         )
         serve.run(deployment.bind(argv, config.to_json()), name=APP_NAME, route_prefix="/")
