@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import requests
 from support import DRUM, free_port, run_drum, write_model
+from test_chat import OPENAI_LIKE
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("DRUM_RUNTIMES_STATE", ROOT / ".venv" / ".runtimes"))
@@ -37,7 +38,16 @@ MODEL = {
 
         def score_unstructured(model, data, **kwargs):
             return data.upper() if isinstance(data, str) else data
+
+        def chat(completion_create_params, model):
+            from openai_like import chunk, completion
+
+            last = completion_create_params["messages"][-1]["content"]
+            if completion_create_params.get("stream"):
+                return iter([chunk("m", "Echo:"), chunk("m", last), chunk("m", None, finish_reason="stop")])
+            return completion("m", "Echo: " + last)
     """,
+    "openai_like.py": OPENAI_LIKE,
     "custom_fastapi.py": """
         import os
 
@@ -127,6 +137,10 @@ def _exchange(base: str) -> list[tuple]:
         ("GET", "/predict/", {}), ("GET", "/no/such/route", {}),
         ("POST", "/predictUnstructured/", {"data": b"hello", "headers": {"Content-Type": "text/plain"}}),
         ("POST", "/transform/", {"data": csv, "headers": {"Content-Type": "text/csv"}}),
+        ("POST", "/chat/completions", {"json": {"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                                                "datarobot_association_id": "a-1"}}),
+        ("POST", "/v1/chat/completions", {"json": {"model": "m", "stream": True, "datarobot_association_id": "a-2",
+                                                   "messages": [{"role": "user", "content": "hi"}]}}),
     ]
     answers = []
     for method, path, kwargs in calls:
