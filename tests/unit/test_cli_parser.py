@@ -98,6 +98,16 @@ FLAGS: dict[str, set[str]] = {
     "--lazy-loading-file": {SCORE, SERVER, VALID},
 }
 
+#: drum's own additions (issue 20, docs/ray.md): `drum ray-serve` takes `drum server`'s flags but those that
+#: run or size local processes, plus its Ray flags; `drum score` gains Ray Data's two.
+RAY_SERVE = "ray-serve"
+NOT_ON_RAY = {"--docker", "--skip-deps-install", "--memory", "--production", "--max-workers"}
+for _flag, _commands in FLAGS.items():
+    if SERVER in _commands and _flag not in NOT_ON_RAY:
+        _commands.add(RAY_SERVE)
+FLAGS.update({"--num-replicas": {RAY_SERVE}, "--autoscaling": {RAY_SERVE}, "--ray-address": {RAY_SERVE, SCORE},
+              "--ray-batch-rows": {SCORE}})  # fmt: skip
+
 # Environment variables that could leak into parsing from the developer's shell.
 _ENV_NAMES = (
     *VALUE_ENV_VARS,
@@ -155,6 +165,7 @@ def base_argv(command: str, f: dict[str, str]) -> list[str]:
     return {
         SCORE: ["score", "--code-dir", f["code_dir"], "--input", f["input"]],
         SERVER: ["server", "--code-dir", f["code_dir"], "--address", "127.0.0.1:8080"],
+        RAY_SERVE: ["ray-serve", "--code-dir", f["code_dir"], "--address", "127.0.0.1:8080"],
         FIT: ["fit", "--code-dir", f["code_dir"], "--input", f["input"], "--target", "y"],
         PERF: ["perf-test", "--code-dir", f["code_dir"], "--input", f["input"]],
         VALID: ["validation", "--code-dir", f["code_dir"], "--input", f["input"]],
@@ -190,10 +201,10 @@ def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentPa
 
 
 def test_sub_commands_are_drums() -> None:
-    assert set(subparsers(build_parser())) == ALL | {"new"}
+    assert set(subparsers(build_parser())) == ALL | {"new", RAY_SERVE}
 
 
-@pytest.mark.parametrize("command", sorted(ALL | {"new"}))
+@pytest.mark.parametrize("command", sorted(ALL | {"new", RAY_SERVE}))
 def test_each_sub_command_has_exactly_drums_flags(command: str) -> None:
     sub = subparsers(build_parser())[command]
     options = {option for action in sub._actions for option in action.option_strings}
@@ -215,7 +226,7 @@ def test_no_sub_command_prints_help_and_exits_1(capsys: pytest.CaptureFixture[st
     assert exits([]) == 1
     out = capsys.readouterr().out
     assert out.startswith("usage: drum")
-    assert "{score,fit,perf-test,validation,server,new,push}" in out
+    assert "{score,fit,perf-test,validation,server,new,push,ray-serve}" in out
 
 
 def test_new_without_model_prints_new_help_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
