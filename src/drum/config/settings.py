@@ -204,6 +204,11 @@ class Settings:
         "0: no limit.",
         minimum=0, maximum=3600,
     )
+    v2_protocol: bool = setting(
+        "DRUM_V2_PROTOCOL", "bool", True,
+        "Serve the Open Inference Protocol's REST routes (/v2/health/*, /v2/models/{name}[/ready|/infer]) "
+        "beside DRUM's (docs/usage.md).",
+    )
     enable_docs: bool = setting(
         "DRUM_FASTAPI_ENABLE_DOCS", "bool", False,
         "Serve Swagger UI at /docs and the OpenAPI description at /openapi.json.",

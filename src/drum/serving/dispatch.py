@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 from drum.observability import tracing
+from drum.serving import v2
 from drum.serving.errors import NOT_FOUND_TEXT, response_for_exception
 from drum.serving.handlers import ServingContext, load_failed, options
 from drum.serving.request import RequestData
@@ -20,6 +21,10 @@ def early_response(ctx: ServingContext | None, route: Route, method: str, path: 
     """The answer that needs no request body: OPTIONS, not loaded yet, or the error server's 513/404."""
     if method == "OPTIONS":
         return options(route.allowed_methods())
+    if route.protocol == "v2" and (ctx is None or ctx.load_error is not None):
+        if route.name == "v2_live":  # the process answers: it is alive, loaded or not
+            return v2.live(ctx, RequestData(method, path))  # type: ignore[arg-type]
+        return v2.error("the model is not loaded yet" if ctx is None else "the model failed to load", 503)
     if ctx is None:
         return error_response("model is not loaded yet", 503)
     if ctx.load_error is not None:
@@ -43,7 +48,7 @@ def run_route(ctx: ServingContext, route: Route, req: RequestData) -> ResponseDa
                 result.stream = tracing.stream_with_span(span, result.stream)
             return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes DRUM's error response
-        return response_for_exception(exc)
+        return v2.response_for_exception(exc) if route.protocol == "v2" else response_for_exception(exc)
     finally:
         if route.timed:
             ctx.times.add(time.perf_counter() - started)

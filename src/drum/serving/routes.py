@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from drum.serving import handlers
+from drum.serving import handlers, v2
 from drum.serving.handlers import ServingContext
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData
@@ -39,6 +39,8 @@ class Route:
     async_handler: AsyncHandler | None = None
     #: The body is not read up front: `RequestData.body_stream` hands it on as it arrives.
     stream_request: bool = False
+    #: "drum" (DRUM's routes, DRUM's error format) or "v2" (the Open Inference Protocol, `{"error": ...}`).
+    protocol: str = "drum"
 
     def allowed_methods(self) -> tuple[str, ...]:
         """What the route answers, as Flask does: HEAD with GET, and OPTIONS everywhere."""
@@ -103,6 +105,28 @@ ROUTES: tuple[Route, ...] = (
     _proxy("/directAccess/{path:path}"),
     _proxy("/nim/{path:path}"),
 )
+
+
+def _v2(path: str, handler: Handler, name: str, method: str = "GET") -> Route:
+    if method == "GET":
+        return Route(path, ("GET",), handler, name, on_loop=True, protocol="v2")
+    return Route(path, (method,), handler, name, "drum.v2.infer", timed=True, protocol="v2")
+
+
+#: The Open Inference Protocol's REST routes (`drum.serving.v2`), served unless DRUM_V2_PROTOCOL is off.
+V2_ROUTES: tuple[Route, ...] = (
+    _v2("/v2/health/live", v2.live, "v2_live"),
+    _v2("/v2/health/ready", v2.ready, "v2_ready"),
+    _v2("/v2", v2.server_metadata, "v2_metadata"),
+    _v2("/v2/models/{name}", v2.model_metadata, "v2_model_metadata"),
+    _v2("/v2/models/{name}/ready", v2.model_ready, "v2_model_ready"),
+    _v2("/v2/models/{name}/infer", v2.infer, "v2_infer", "POST"),
+)
+
+
+def active_routes(v2_protocol: bool) -> tuple[Route, ...]:
+    """The routes a server serves: DRUM's, and the V2 ones when `v2_protocol` (DRUM_V2_PROTOCOL)."""
+    return ROUTES + V2_ROUTES if v2_protocol else ROUTES
 
 
 def full_paths(route: Route, prefix: str) -> list[str]:

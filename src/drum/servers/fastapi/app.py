@@ -40,7 +40,7 @@ from drum.servers.fastapi.streaming import ClosingStreamingResponse, iterate_off
 from drum.serving import http
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData
-from drum.serving.routes import ROUTES, STREAMED_PREFIXES, Route, full_paths
+from drum.serving.routes import STREAMED_PREFIXES, Route, active_routes, full_paths
 from drum.serving.runtime import Runtime
 
 
@@ -103,6 +103,26 @@ class _RouteWithScope(StarletteRoute):
 
 #: The `{path}` of the proxy routes, declared in the OpenAPI description (the endpoint reads the request).
 PATH_PARAMETER = {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+#: The `{name}` of the V2 model routes, and the protocol's error answers (`{"error": ...}`).
+NAME_PARAMETER = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+V2_ERROR = {"content": {"application/json": {"schema": {
+    "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}  # fmt: skip
+V2_RESPONSES = {
+    status: {"description": text, **V2_ERROR}
+    for status, text in (("400", "Bad request"), ("404", "No such model"), ("500", "Model error"), ("503", "Not ready"))
+}
+
+
+def _openapi_extra(route: Route, path: str) -> dict[str, Any] | None:
+    """What the OpenAPI description adds to a route: its path parameters, and the V2 routes' error answers."""
+    extra: dict[str, Any] = {}
+    if "{path" in path:
+        extra["parameters"] = [PATH_PARAMETER]
+    if "{name}" in path:
+        extra["parameters"] = [NAME_PARAMETER]
+    if route.protocol == "v2":
+        extra["responses"] = V2_RESPONSES
+    return extra or None
 
 
 def _endpoint(runtime: Runtime, route: Route) -> Callable[[Request], Any]:
@@ -173,13 +193,13 @@ def create_app(
         **_native_telemetry_off(),
     )
     app.state.drum = runtime
-    for route in ROUTES:
+    for route in active_routes(config.settings.v2_protocol):
         for path in full_paths(route, config.url_prefix):
             methods = list(route.allowed_methods())
             if docs:
                 schema = path.endswith("/") or route.path == path or "{" in path
                 endpoint = _endpoint(runtime, route)
-                extra = {"parameters": [PATH_PARAMETER]} if "{path" in path else None
+                extra = _openapi_extra(route, path)
                 for method in methods:  # one route per method: each operation gets its own operationId
                     app.add_api_route(path, endpoint, methods=[method], name=route.name, include_in_schema=schema,
                                       openapi_extra=extra)  # fmt: skip

@@ -20,7 +20,7 @@ from drum.observability.logging import request_id_var
 from drum.serving import http
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData
-from drum.serving.routes import ROUTES, Route, full_paths
+from drum.serving.routes import Route, active_routes, full_paths
 from drum.serving.runtime import Runtime
 
 BLUEPRINT = "model_api"
@@ -57,14 +57,14 @@ def _view(runtime: Runtime, route: Route) -> Callable[..., Response]:
 
 
 def _flask_rule(path: str) -> str:
-    return path.replace("{path:path}", "<path:path>")
+    return path.replace("{path:path}", "<path:path>").replace("{name}", "<name>")
 
 
 def model_api_blueprint(runtime: Runtime, prefix: str) -> Blueprint:
     """DRUM's `model_api` blueprint: every route of the table, both slash spellings, one view per endpoint."""
     blueprint = Blueprint(BLUEPRINT, __name__)
     views: dict[str, Callable[..., Response]] = {}
-    for route in ROUTES:
+    for route in active_routes(runtime.config.settings.v2_protocol):
         view = views.setdefault(route.name, _view(runtime, route))
         for path in full_paths(route, prefix):
             blueprint.add_url_rule(
