@@ -16,7 +16,6 @@ import argparse
 import filecmp
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,17 +27,12 @@ import numpy as np
 import pandas as pd
 
 from bench.loadgen import run_load
+from bench.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "regression"
 DRUM = [sys.executable, "-m", "drum"]
 RAY = str(Path(sys.executable).parent / "ray")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:

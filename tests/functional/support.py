@@ -71,6 +71,19 @@ SAMPLES_MISSING = (
 )
 
 
+#: What `make test`'s tools/runtimes/setup.sh set up: `r=`, `java=`, `ray=` lines, `ready` or `skipped: <reason>`.
+_DEFAULT_RUNTIMES_STATE = Path(__file__).resolve().parents[2] / ".venv" / ".runtimes"
+RUNTIMES_STATE = Path(os.environ.get("DRUM_RUNTIMES_STATE", _DEFAULT_RUNTIMES_STATE))
+
+
+def skip_unless_runtime(name: str, label: str) -> None:
+    """Skip with the set-up's reason when tools/runtimes/setup.sh could not provide runtime `name`."""
+    if RUNTIMES_STATE.is_file():
+        state = dict(line.split("=", 1) for line in RUNTIMES_STATE.read_text().splitlines() if "=" in line)
+        if state.get(name, "").startswith("skipped"):
+            pytest.skip(f"{label}: {state[name]}")
+
+
 def unsupported_payload(mimetype: str) -> str:
     return (
         f"ERROR: payload format `{mimetype}` is not supported by predictor/transformer. Make DRUM support the "

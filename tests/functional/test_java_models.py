@@ -14,19 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import run_drum, write_model
-
-ROOT = Path(__file__).resolve().parents[2]
-STATE = Path(os.environ.get("DRUM_RUNTIMES_STATE", ROOT / ".venv" / ".runtimes"))
+from support import run_drum, skip_unless_runtime, write_model
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def _java_ready() -> None:
-    if STATE.is_file():
-        state = dict(line.split("=", 1) for line in STATE.read_text().splitlines() if "=" in line)
-        if state.get("java", "").startswith("skipped"):
-            pytest.skip(f"Java: {state['java']}")
+    skip_unless_runtime("java", "Java")
     if shutil.which("javac") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("no JDK: run `make test` (tools/runtimes/setup.sh) as root on Debian/Ubuntu")
     try:

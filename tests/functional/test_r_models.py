@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,19 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from support import run_drum, write_model
-
-ROOT = Path(__file__).resolve().parents[2]
-STATE = Path(os.environ.get("DRUM_RUNTIMES_STATE", ROOT / ".venv" / ".runtimes"))
+from support import run_drum, skip_unless_runtime, write_model
 
 pytestmark = pytest.mark.timeout(300)
 
 
 def _r_ready() -> None:
-    if STATE.is_file():
-        state = dict(line.split("=", 1) for line in STATE.read_text().splitlines() if "=" in line)
-        if state.get("r", "").startswith("skipped"):
-            pytest.skip(f"R: {state['r']}")
+    skip_unless_runtime("r", "R")
     if shutil.which("Rscript") is None:
         pytest.skip("R is not installed: run `make test` (tools/runtimes/setup.sh) as root on Debian/Ubuntu")
     try:

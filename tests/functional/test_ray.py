@@ -16,11 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
-from support import DRUM, free_port, run_drum, write_model
+from support import DRUM, free_port, run_drum, skip_unless_runtime, write_model
 from test_chat import OPENAI_LIKE
 
-ROOT = Path(__file__).resolve().parents[2]
-STATE = Path(os.environ.get("DRUM_RUNTIMES_STATE", ROOT / ".venv" / ".runtimes"))
 RAY = str(Path(sys.executable).parent / "ray")
 
 pytestmark = pytest.mark.timeout(600)
@@ -60,10 +58,7 @@ MODEL = {
 
 
 def _ray_ready() -> None:
-    if STATE.is_file():
-        state = dict(line.split("=", 1) for line in STATE.read_text().splitlines() if "=" in line)
-        if state.get("ray", "").startswith("skipped"):
-            pytest.skip(f"Ray: {state['ray']}")
+    skip_unless_runtime("ray", "Ray")
     pytest.importorskip("ray", reason="Ray is not installed: pip install 'drum[ray]'")
     pytest.importorskip("ray.serve", reason="Ray Serve is not installed: pip install 'drum[ray]'")
 

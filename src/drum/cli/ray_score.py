@@ -57,31 +57,14 @@ class ChunkScorer:
 
 def chunk_ranges(path: str, chunk_bytes: int) -> tuple[bytes, list[tuple[int, int, int]], csv_chunks.ColumnTypes]:
     """(header, [(start, stop, row offset)] of each chunk's records, the whole file's column types), with the
-    chunks `drum score` reads (blank lines join the chunk before them)."""
+    chunks `drum score` reads (`csv_chunks.iter_chunk_ranges`)."""
     types = csv_chunks.ColumnTypes()
     header = b""
     ranges: list[tuple[int, int, int]] = []
-    pending: tuple[int, int, bytes] | None = None
-    position = 0
-
-    def finish(start: int, stop: int, body: bytes) -> None:
-        frame = csv_chunks.read_frame(header + body)
-        ranges.append((start, stop, types.rows))
-        types.add(frame)
-
-    for head, body in csv_chunks._raw_chunks(path, chunk_bytes):
-        if not header:
-            header, position = head, len(head)
-        start, stop = position, position + len(body)
-        position = stop
-        if pending is not None and not body.strip():
-            pending = (pending[0], stop, pending[2] + body)
-            continue
-        if pending is not None:
-            finish(*pending)
-        pending = (start, stop, body)
-    if pending is not None:
-        finish(*pending)
+    for chunk in csv_chunks.iter_chunk_ranges(path, chunk_bytes):
+        header = chunk.header
+        ranges.append((chunk.start, chunk.stop, types.rows))
+        types.add(csv_chunks.read_frame(chunk.header + chunk.body))
     return header, ranges, types
 
 

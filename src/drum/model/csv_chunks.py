@@ -59,15 +59,33 @@ def _first_record_end(buffer: bytes | bytearray) -> int:
 def iter_chunks(path: str, chunk_bytes: int) -> Iterator[bytes]:
     """Header + whole records, about `chunk_bytes` of records each (at least one record). Blank lines
     never make a chunk of their own (they are rows of a one-column file): they join the chunk before."""
-    pending: bytes | None = None
-    for chunk in _raw_chunks(path, chunk_bytes):
-        header, body = chunk
+    for chunk in iter_chunk_ranges(path, chunk_bytes):
+        yield chunk.header + chunk.body
+
+
+@dataclass
+class ChunkRange:
+    """One chunk of `iter_chunks`: the file's header, and the chunk's records at bytes [start, stop)."""
+
+    header: bytes
+    start: int
+    stop: int
+    body: bytes
+
+
+def iter_chunk_ranges(path: str, chunk_bytes: int) -> Iterator[ChunkRange]:
+    """`iter_chunks`' chunks with where their records lie in the file (for readers that seek to them)."""
+    pending: ChunkRange | None = None
+    position = 0
+    for header, body in _raw_chunks(path, chunk_bytes):
+        position = position or len(header)
+        start, position = position, position + len(body)
         if pending is not None and not body.strip():
-            pending += body
+            pending = ChunkRange(header, pending.start, position, pending.body + body)
             continue
         if pending is not None:
             yield pending
-        pending = header + body
+        pending = ChunkRange(header, start, position, body)
     if pending is not None:
         yield pending
 
