@@ -1,9 +1,10 @@
 """Results as data (JSON), as markdown tables with ratios against the first server, and as a PNG chart.
 
 Everything but `write_chart` is pure and works on the plain-dict results that `bench.run` produces:
-`{"meta": {...}, "servers": {name: {"startup_s": {model: s}, "idle_rss_mb": {model: mb}, "note": str}},
-"rows": [{"case", "server", "rps", "p50_ms", "p99_ms", "errors", "requests", "peak_rss_mb", "ping",
-"error"}]}`.
+`{"meta": {...}, "servers": {name: {"startup_s": {model: s}, "idle_rss_mb": {model: mb}, "note": str,
+"protocol": str, "ready_path": str}}, "rows": [{"case", "server", "protocol", "path", "rps", "p50_ms",
+"p99_ms", "errors", "requests", "peak_rss_mb", "ping", "error", "not_applicable"}]}`. A row with
+`not_applicable` (the server is not sent the case's protocol) measured nothing and is no failure.
 """
 
 from __future__ import annotations
@@ -47,6 +48,35 @@ def _by_case(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _measured(row: dict[str, Any] | None) -> bool:
+    """Whether `row` holds numbers (neither failed nor not applicable)."""
+    return bool(row) and not row.get("error") and not row.get("not_applicable") and row.get("rps") is not None
+
+
+def _family(case: str) -> str:
+    """`csv1-c8` -> `csv1`."""
+    return case.rsplit("-c", 1)[0]
+
+
+def not_applicable_note(results: dict[str, Any]) -> str | None:
+    """One line per group of servers: the case families they were not run on (another protocol)."""
+    by_server: dict[str, list[str]] = {}
+    for row in results["rows"]:
+        if row.get("not_applicable"):
+            families = by_server.setdefault(row["server"], [])
+            if f"{_family(row['case'])}-*" not in families:
+                families.append(f"{_family(row['case'])}-*")
+    if not by_server:
+        return None
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for server, families in by_server.items():
+        groups.setdefault(tuple(families), []).append(server)
+    lines = [f"- {', '.join(f'`{s}`' for s in servers)}: {', '.join(families)}"
+             for families, servers in groups.items()]  # fmt: skip
+    intro = "Not applicable (each server is sent only its own protocol; the `row*` cases exist in all of them):"
+    return intro + "\n\n" + "\n".join(lines)
+
+
 def _reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The first server's row that measured something (ratios are against it)."""
     return next((r for r in rows if r.get("error") is None and r.get("requests")), None)
@@ -62,6 +92,8 @@ def load_table(results: dict[str, Any]) -> str:
             continue
         ref = _reference(case_rows)
         for r in case_rows:
+            if r.get("not_applicable"):
+                continue  # listed by not_applicable_note
             if r.get("error"):
                 rows.append([case, r["server"], "failed: " + str(r["error"])[:80], *["–"] * 8])
                 continue
@@ -87,6 +119,8 @@ def ping_table(results: dict[str, Any]) -> str:
         ref = _reference(case_rows)
         for r in case_rows:
             p = r.get("ping") or {}
+            if r.get("not_applicable"):
+                continue
             if r.get("error"):
                 rows.append([case, r["server"], "failed: " + str(r["error"])[:80], *["–"] * 7])
                 continue
@@ -142,8 +176,46 @@ def batching_table(results: dict[str, Any], plain: str = "fastapi", batched: str
     return _table(header, rows, left=1) if rows else None
 
 
+PROTOCOL_NAMES = {"drum": "CSV", "v2": "V2 JSON", "v1": "V1 JSON"}
+
+
+def protocol_table(results: dict[str, Any], family: str) -> str | None:
+    """The `family` cases (`row1-cN`: the same rows in each server's own protocol) as one line per server:
+    req/s at each N with its ratio to the first server that measured it, p99 at each N, start-up and idle
+    RSS (the regression model's)."""
+    by_case = {c: rows for c, rows in _by_case(results).items() if _family(c) == family}
+    if not by_case:
+        return None
+    conns = sorted({int(c.rsplit("-c", 1)[1]) for c in by_case if c.rsplit("-c", 1)[1].isdigit()})
+    refs = {n: _reference(by_case.get(f"{family}-c{n}", [])) for n in conns}
+    header = ["server", "protocol", *[h for n in conns for h in (f"c{n} req/s", f"× c{n}")],
+              *[f"p99 ms c{n}" for n in conns], "start-up s", "idle RSS MB"]  # fmt: skip
+    servers = list(dict.fromkeys(r["server"] for rows in by_case.values() for r in rows))
+    lines = []
+    for server in servers:
+        found = {n: next((r for r in by_case.get(f"{family}-c{n}", []) if r["server"] == server), None)
+                 for n in conns}  # fmt: skip
+        if all(r is None or r.get("not_applicable") for r in found.values()):
+            continue
+        summary = results["servers"].get(server, {})
+        some = next((r for r in found.values() if r and r.get("protocol")), None)
+        protocol = (some or {}).get("protocol") or summary.get("protocol", "")
+        label = PROTOCOL_NAMES.get(protocol, protocol) + (f" `{some['path']}`" if some and some.get("path") else "")
+        cells: list[str] = []
+        for n in conns:
+            r, ref = found[n] or {}, refs[n]
+            if _measured(r):
+                cells += [fmt_num(r["rps"]), fmt_ratio(ratio(r["rps"], ref and ref["rps"]))]
+            else:
+                cells += ["failed" if r.get("error") else "–", "–"]
+        cells += [fmt_num((r or {}).get("p99_ms")) if _measured(r) else "–" for r in found.values()]
+        lines.append([server, label, *cells, fmt_num(summary.get("startup_s", {}).get("regression"), 2),
+                      fmt_num(summary.get("idle_rss_mb", {}).get("regression"), 0)])  # fmt: skip
+    return _table(header, lines) if lines else None
+
+
 def startup_table(results: dict[str, Any]) -> str:
-    """Start-up (process start → first 200 from /ping/) and idle RSS per server, with ratios."""
+    """Start-up (process start → first 200 from its ready path) and idle RSS per server, with ratios."""
     servers = results["servers"]
     models = sorted({m for s in servers.values() for m in s.get("startup_s", {})}, key=_model_order)
     main = models[0] if models else "regression"  # ratio and idle RSS: the first model (regression when run)
@@ -181,9 +253,19 @@ def markdown(results: dict[str, Any]) -> str:
         f"Ratios (×) are against `{first}`; req/s counts 2xx answers only, errors are non-2xx answers and "
         f"socket errors, peak RSS is summed over the server's process tree.{skipped}"
     ]
-    if any(not r["case"].startswith("ping-") for r in results["rows"]):
+    if any(not r["case"].startswith("ping-") and not r.get("not_applicable") for r in results["rows"]):
         parts.append(load_table(results))
-    if any(r["case"].startswith("ping-") for r in results["rows"]):
+    note = not_applicable_note(results)
+    if note is not None:
+        parts.append(note)
+    for family in dict.fromkeys(_family(r["case"]) for r in results["rows"] if r["case"].startswith("row")):
+        table = protocol_table(results, family)
+        if table is not None:
+            parts.append(
+                f"`{family}-cN`: the same rows in each server's own protocol (ratios against the first server "
+                f"that measured the case; start-up and idle RSS on the regression model):\n\n{table}"
+            )
+    if any(r["case"].startswith("ping-") and not r.get("not_applicable") for r in results["rows"]):
         parts.append(
             "`/ping/` while 1-row CSV predictions saturate the server (`ping-cN`: N prediction connections, "
             f"one probe every 20 ms on a fresh connection):\n\n{ping_table(results)}"
@@ -194,13 +276,16 @@ def markdown(results: dict[str, Any]) -> str:
             "Memory of large payloads (peak RSS during the case above the server's idle RSS; the peak also "
             f"holds what the server kept from the smaller cases before):\n\n{memory}"
         )
-    batching = batching_table(results)
-    if batching is not None:
-        parts.append(
-            "Adaptive batching at low load (structured predictions on one connection: no company to batch "
-            f"with, each request runs alone through the batcher):\n\n{batching}"
-        )
-    parts.append(f"Start-up (process start → first 200 from `/ping/`):\n\n{startup_table(results)}")
+    for plain, batched in (("fastapi", "fastapi-batching"), ("fastapi-v2", "fastapi-batching-v2")):
+        batching = batching_table(results, plain, batched)
+        if batching is not None:
+            parts.append(
+                "Adaptive batching at low load (structured predictions on one connection: no company to batch "
+                f"with, each request runs alone through the batcher):\n\n{batching}"
+            )
+    ready = dict.fromkeys(f"`{s['ready_path']}`" for s in results["servers"].values() if s.get("ready_path"))
+    parts.append(f"Start-up (process start → first 200 from {' or '.join(ready) or '`/ping/`'}; idle RSS: the "
+                 f"process tree right after):\n\n{startup_table(results)}")  # fmt: skip
     return "\n\n".join(parts) + "\n"
 
 
@@ -226,7 +311,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
             values = []
             for case in cases:
                 row = next((r for r in by_case[case] if r["server"] == server), None)
-                values.append(key(row) if row and not row.get("error") else 0.0)
+                values.append(key(row) if row is not None and _measured(row) else 0.0)
             ax.bar([x + i * width for x in range(len(cases))], values, width, label=server)
         ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(cases))], cases, rotation=60, ha="right")
         ax.set_title(title)
@@ -239,7 +324,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     bars(axes[1][0], lambda r: r["peak_rss_mb"], "peak RSS MB (process tree)", False)
     startup = [results["servers"][s].get("startup_s", {}).get("regression") or 0.0 for s in servers]
     axes[1][1].bar(servers, startup, color=[f"C{i}" for i in range(len(servers))])
-    axes[1][1].set_title("start-up to first /ping 200 (s, regression model)")
+    axes[1][1].set_title("start-up to first ready 200 (s, regression model)")
     axes[1][1].tick_params(axis="x", rotation=30)
     axes[0][0].legend(fontsize="small")
     fig.suptitle(f"drum benchmark — {results['meta'].get('date', '')} — {results['meta'].get('machine', '')}")

@@ -5,12 +5,15 @@ JSON/markdown/PNG results.
     python -m bench [--quick] [--servers a,b] [--cases 'csv1-*,chat-c8'] [--duration 10] [--tool wrk|hey]
 
 DRUM 1.18.1 is the first column when `DRUM_REFERENCE_VENV` (or `--reference-venv`) names a venv
-with `datarobot-drum==1.18.1` installed (its `bin/drum` is started).
+with `datarobot-drum==1.18.1` installed (its `bin/drum` is started). MLServer and KServe columns run from the
+venvs that `bash tools/peers/setup.sh .venv` creates (listed in `.venv/.peers`). Each server is sent its own
+protocol; the cases it has no request for are reported as not applicable.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -25,8 +28,17 @@ from typing import Any
 import psutil
 
 from bench import loadgen, report
-from bench.servers import RunningServer, ServerSpec, known_servers
-from bench.workload import CASES, Case, ModelKind, Workdir, build_workdir, select_cases, send_once
+from bench.servers import RunningServer, ServerSpec, default_peers_file, known_servers
+from bench.workload import (
+    CASES,
+    PROTOCOL_LABELS,
+    Case,
+    ModelKind,
+    Workdir,
+    build_workdir,
+    select_cases,
+    send_once,
+)
 
 RESULTS_DIR = Path(__file__).with_name("results")
 MB = 1024 * 1024
@@ -55,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--before-src", type=Path,
                    help="also serve this source tree's FastAPI server at its defaults as the fastapi-before column "
                    "(e.g. `git archive OLD src | tar -x -C DIR`, then DIR/src): before/after from one run")  # fmt: skip
+    p.add_argument("--peers", type=Path, default=default_peers_file(),
+                   help="the peers' venvs, from `bash tools/peers/setup.sh .venv` (default: %(default)s)")  # fmt: skip
     p.add_argument("--server-env", action="append", default=[], metavar="SERVER:NAME=VALUE",
                    help="extra environment of one server, e.g. fastapi-batching:DRUM_BATCHING_MAX_ROWS=64")  # fmt: skip
     p.add_argument("--out", help="results name under bench/results/ (default: latest, or quick with --quick)")
@@ -70,7 +84,7 @@ def _quick_names() -> list[str]:
 
 def choose_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], dict[str, str]]:
     """The servers to run in order, and the ones skipped with the reason."""
-    known = known_servers(args.reference_venv, args.drum, args.ours_src, args.before_src)
+    known = known_servers(args.reference_venv, args.drum, args.ours_src, args.before_src, args.peers)
     names = [n.strip() for n in args.servers.split(",") if n.strip()] if args.servers else list(known)
     unknown = [n for n in names if n not in known]
     if unknown:
@@ -89,17 +103,32 @@ def choose_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], dict[str
             skipped[n] = spec
             continue
         if n in extra:
-            spec = ServerSpec(spec.name, spec.drum, {**spec.env, **extra[n]},
-                              spec.note + "; " + ", ".join(f"{k}={v}" for k, v in extra[n].items()))  # fmt: skip
+            added = ", ".join(f"{k}={v}" for k, v in extra[n].items())
+            spec = dataclasses.replace(spec, env={**spec.env, **extra[n]}, note=f"{spec.note}; {added}")
         chosen.append(spec)
     return chosen, skipped
 
 
+def applies(spec: ServerSpec, case: Case) -> bool:
+    """Whether `spec` can run `case`: it serves the case's model and the case has a request in its protocol."""
+    return spec.serves(case.model) and case.request(spec.protocol) is not None
+
+
+def not_applicable_row(spec: ServerSpec, case: Case) -> dict[str, Any]:
+    """The row of a case that `spec` cannot run (not a failure: the server does not speak the case's protocol)."""
+    speaks = PROTOCOL_LABELS.get(spec.protocol, spec.protocol)
+    return {"case": case.name, "server": spec.name, "connections": case.connections, "model": case.model.name,
+            "protocol": spec.protocol, "error": None,
+            "not_applicable": f"{spec.name} is sent {speaks}; {case.name} has no such request"}  # fmt: skip
+
+
 def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, duration_s: float) -> dict[str, Any]:
-    """Check one answer, then load the server; one result row."""
+    """Check one answer, then load the server (in its protocol); one result row."""
+    req = case.request(server.spec.protocol)
+    assert req is not None, f"{server.spec.name} cannot run {case.name}"
     row: dict[str, Any] = {"case": case.name, "server": server.spec.name, "connections": case.connections,
-                           "model": case.model.name, "payload_bytes": work.payload(case.payload).stat().st_size,
-                           "error": None}  # fmt: skip
+                           "model": case.model.name, "protocol": server.spec.protocol, "path": req.path,
+                           "payload_bytes": work.payload(req.payload).stat().st_size, "error": None}  # fmt: skip
     server.sampler.reset()
     try:
         return _load(server, case, work, tool, duration_s, row)
@@ -109,20 +138,23 @@ def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, durati
 
 def _load(server: RunningServer, case: Case, work: Workdir, tool: str, duration_s: float, row: dict[str, Any],
           ) -> dict[str, Any]:  # fmt: skip
-    invalid = send_once(case, server.port, work)
+    protocol = server.spec.protocol
+    req = case.request(protocol)
+    assert req is not None
+    invalid = send_once(case, server.port, work, protocol=protocol)
     if invalid:
         row["error"] = "invalid answer: " + invalid
         return row
-    url = f"http://127.0.0.1:{server.port}{case.path}"
-    prober = loadgen.PingProber("127.0.0.1", server.port) if case.ping else None
+    url = f"http://127.0.0.1:{server.port}{req.path}"
+    prober = loadgen.PingProber("127.0.0.1", server.port, server.spec.ready_path) if case.ping else None
     try:
         if prober:
             with prober:
-                result = loadgen.run_load(tool, url, work.payload(case.payload), case.content_type,
+                result = loadgen.run_load(tool, url, work.payload(req.payload), req.content_type,
                                           case.connections, duration_s)  # fmt: skip
             row["ping"] = prober.summary()
         else:
-            result = loadgen.run_load(tool, url, work.payload(case.payload), case.content_type,
+            result = loadgen.run_load(tool, url, work.payload(req.payload), req.content_type,
                                       case.connections, duration_s)  # fmt: skip
     except (RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
         row["error"] = str(exc)[:500]
@@ -174,22 +206,26 @@ def case_order(specs: list[ServerSpec], index: int) -> list[ServerSpec]:
 def run_model(kind: ModelKind, specs: list[ServerSpec], cases: list[Case], work: Workdir, tmp: Path, tool: str,
               duration_s: float, summaries: dict[str, dict[str, Any]], rounds: int = 1,
               ) -> list[dict[str, Any]]:  # fmt: skip
-    """Start every server on `kind`'s model (one after another: start-up and idle RSS are measured alone),
-    then run each case on every server in turn, one server under load at a time, `rounds` times: drift
-    in the machine's speed during the run hits every column alike. Fills `summaries`; returns one row
-    per case and server (`merge_rounds`)."""
-    rows: list[dict[str, Any]] = []
+    """Start every server that can run one of `cases` on `kind`'s model (one after another: start-up and idle
+    RSS are measured alone), then run each case on every server in turn, one server under load at a time,
+    `rounds` times: drift in the machine's speed during the run hits every column alike. A case a server
+    cannot run (another protocol) gets a not-applicable row. Fills `summaries`; returns one row per case
+    and server (`merge_rounds`)."""
+    rows: list[dict[str, Any]] = [not_applicable_row(s, c) for c in cases for s in specs if not applies(s, c)]
+    specs = [s for s in specs if any(applies(s, c) for c in cases)]
     running: dict[str, RunningServer] = {}
     try:
         for spec in specs:
             _log(f"{spec.name}: starting ({kind.name} model)")
-            server = RunningServer(spec, kind, work.model_dir(kind), tmp)
+            server = RunningServer(spec, kind, work.model_dir(kind), tmp, array_model=work.array_model)
             running[spec.name] = server
-            summary = summaries.setdefault(spec.name, {"note": spec.note, "startup_s": {}, "idle_rss_mb": {}})
+            summary = summaries.setdefault(spec.name, {"note": spec.note, "protocol": spec.protocol,
+                                                       "ready_path": spec.ready_path, "startup_s": {},
+                                                       "idle_rss_mb": {}})  # fmt: skip
             if not server.ready:
                 why = f"server did not start (see {server.log_path}): {server.log_tail(300)!r}"
                 _log(f"{spec.name}: {why}")
-                rows += [{"case": c.name, "server": spec.name, "error": why} for c in cases]
+                rows += [{"case": c.name, "server": spec.name, "error": why} for c in cases if applies(spec, c)]
                 server.stop()
                 continue
             summary["startup_s"][kind.name] = round(server.startup_s or 0.0, 3)
@@ -199,7 +235,7 @@ def run_model(kind: ModelKind, specs: list[ServerSpec], cases: list[Case], work:
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for round_ in range(rounds):
             for index, case in enumerate(cases):
-                for spec in case_order(ready, index + round_):
+                for spec in case_order([s for s in ready if applies(s, case)], index + round_):
                     row = run_case(running[spec.name], case, work, tool, duration_s)
                     runs.setdefault((case.name, spec.name), []).append(row)
                     tag = f" (round {round_ + 1})" if rounds > 1 else ""
@@ -241,11 +277,18 @@ def machine() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.list:
-        for name, spec in known_servers(args.reference_venv, args.drum, args.ours_src, args.before_src).items():
-            print(f"server {name}: {spec.note if isinstance(spec, ServerSpec) else 'unavailable: ' + spec}")
+        known = known_servers(args.reference_venv, args.drum, args.ours_src, args.before_src, args.peers)
+        for name, spec in known.items():
+            if isinstance(spec, ServerSpec):
+                protocol = PROTOCOL_LABELS.get(spec.protocol, spec.protocol)
+                print(f"server {name}: {spec.note} [{protocol}; ready: GET {spec.ready_path}]")
+            else:
+                print(f"server {name}: unavailable: {spec}")
         for c in CASES:
             flags = ("" if c.default else " (only when named)") + (" [quick]" if c.name in _quick_names() else "")
-            print(f"case {c.name}: POST {c.path} {c.payload} x {c.connections} connections{flags}")
+            sent = "; ".join(f"{PROTOCOL_LABELS[p]}: POST {r.path} {r.payload}"
+                             for p in c.protocols if (r := c.request(p)) is not None)  # fmt: skip
+            print(f"case {c.name}: {sent} x {c.connections} connections{flags}")
         return 0
     tools = loadgen.available_tools()
     tool = tools[0] if args.tool == "auto" and tools else args.tool

@@ -1,13 +1,20 @@
-"""The servers under test: how each is started, timed to its first successful /ping/, sampled and stopped.
+"""The servers under test: how each is started, timed to its first ready answer, sampled and stopped.
 
-Each server runs in its own process group (killed as a group at the end); its peak RSS is the sum
-over the whole process tree (master + workers), sampled with psutil.
+This project's servers and DRUM 1.18.1 are `drum server` (ready: 200 from `/ping/`); the peers run from their
+own venvs, which `bash tools/peers/setup.sh .venv` creates and lists in `.venv/.peers`: MLServer
+(`mlserver start DIR`, `mlserver_sklearn.SKLearnModel`) and KServe (bench/peers/kserve_server.py), both ready
+at the first 200 from `/v2/models/regression/ready` (their `/v2/health/ready` can answer before the model
+is registered: MLServer loads models while its servers start). Each server runs in its own process group
+(killed as a group at the end); its peak RSS is the sum over the whole process tree (master + workers,
+MLServer's inference worker), sampled with psutil.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import http.client
+import json
 import os
 import shlex
 import signal
@@ -21,22 +28,42 @@ from pathlib import Path
 
 import psutil
 
-from bench.workload import ModelKind
+from bench.workload import DRUM, REGRESSION, V1, V2, V2_INFER, V2_MODEL, ModelKind
 
 # Environment of the bench's own shell that must not leak into a server (settings chosen per server).
-SCRUBBED_PREFIXES = ("DRUM_", "MLOPS_RUNTIME_PARAM_", "MLOPS_", "OTEL_")
+SCRUBBED_PREFIXES = ("DRUM_", "MLOPS_RUNTIME_PARAM_", "MLOPS_", "OTEL_", "MLSERVER_", "KSERVE_")
 SCRUBBED = ("MAX_WORKERS", "TARGET_TYPE", "CODE_DIR", "ADDRESS", "TARGET_NAME", "URL_PREFIX")
 BATCHING_ENV = {"DRUM_BATCHING_MAX_ROWS": "256", "DRUM_BATCHING_MAX_WAIT_MS": "2"}
+KSERVE_SCRIPT = Path(__file__).with_name("peers") / "kserve_server.py"
+PEERS_SETUP = "bash tools/peers/setup.sh .venv"
+#: MLServer's server settings beside the ports: its default of one inference worker process (beside the
+#: process that serves HTTP), written out so the run records it.
+MLSERVER_SETTINGS = {"parallel_workers": 1}
 
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """One column of the table: a `drum` executable and the environment it runs with."""
+    """One column of the table: an executable, the environment it runs with and the protocol it is sent.
+
+    `launcher`: `drum` (`drum` is a `drum` executable), `mlserver` (`drum` is MLServer's `mlserver`) or
+    `kserve` (`drum` is the KServe venv's Python, running bench/peers/kserve_server.py). `protocol`: the
+    workload protocol its cases are sent in (bench.workload.DRUM, V2 or V1)."""
 
     name: str
     drum: str
     env: dict[str, str] = field(default_factory=dict)
     note: str = ""
+    launcher: str = "drum"
+    protocol: str = DRUM
+
+    @property
+    def ready_path(self) -> str:
+        """What start-up waits for a 200 from."""
+        return "/ping/" if self.launcher == "drum" else f"/v2/models/{V2_MODEL}/ready"
+
+    def serves(self, kind: ModelKind) -> bool:
+        """Whether this server can load `kind`'s model (the peers serve the Ridge only)."""
+        return self.launcher == "drum" or kind.name == REGRESSION.name
 
 
 def batching_supported(src: Path | None = None) -> bool:
@@ -51,14 +78,86 @@ def batching_supported(src: Path | None = None) -> bool:
     return "DRUM_BATCHING_MAX_ROWS" in {s.name for s in SETTINGS}
 
 
+def default_peers_file() -> Path:
+    """`.peers` of the venv running the bench (tools/peers/setup.sh writes it)."""
+    return Path(sys.prefix) / ".peers"
+
+
+def read_peers(peers_file: Path) -> dict[str, str]:
+    """Peer name -> its venv's Python (absolute; "" where setup could not install it). Raises OSError when
+    the file is missing."""
+    out: dict[str, str] = {}
+    for line in peers_file.read_text().splitlines():
+        name, sep, python = line.partition("=")
+        if not sep:
+            continue
+        python = python.strip()
+        if python and not Path(python).is_absolute():  # older setup.sh: relative to where it ran
+            candidates = [Path.cwd() / python, Path(__file__).resolve().parents[1] / python]
+            python = str(next((c for c in candidates if c.exists()), candidates[0]))
+        out[name.strip()] = python
+    return out
+
+
+def dist_version(python: str, dist: str) -> str:
+    """The version of `dist` installed in the venv of `python` (from its .dist-info), or "?"."""
+    venv = Path(python).parent.parent
+    normalized = dist.replace("-", "_").lower()
+    for info in venv.glob("lib/python*/site-packages/*.dist-info"):
+        name, _, version = info.name.removesuffix(".dist-info").rpartition("-")
+        if name.replace("-", "_").lower() == normalized:
+            return version
+    return "?"
+
+
+def peer_servers(peers_file: Path | None = None) -> dict[str, ServerSpec | str]:
+    """The peers' columns (`mlserver`, `kserve-v1`, `kserve-v2`) from `.peers`, or why each cannot run."""
+    peers_file = peers_file or default_peers_file()
+    names = {"mlserver": ["mlserver"], "kserve": ["kserve-v1", "kserve-v2"]}
+    try:
+        pythons = read_peers(peers_file)
+    except OSError:
+        return {col: f"{peers_file} is missing: run `{PEERS_SETUP}`" for cols in names.values() for col in cols}
+    servers: dict[str, ServerSpec | str] = {}
+    python = pythons.get("mlserver", "")
+    executable = Path(python).with_name("mlserver") if python else None
+    if executable is None:
+        servers["mlserver"] = f"{peers_file} has no mlserver venv (setup could not install it): rerun `{PEERS_SETUP}`"
+    elif not executable.exists():
+        servers["mlserver"] = f"no {executable}: rerun `{PEERS_SETUP}`"
+    else:
+        servers["mlserver"] = ServerSpec(
+            "mlserver", str(executable), {},
+            f"MLServer {dist_version(python, 'mlserver')}, V2 JSON, mlserver_sklearn.SKLearnModel (numpy codec), "
+            f"parallel_workers={MLSERVER_SETTINGS['parallel_workers']} (its default: 1 inference worker process)",
+            launcher="mlserver", protocol=V2,
+        )  # fmt: skip
+    python = pythons.get("kserve", "")
+    for col, protocol, label in (("kserve-v1", V1, "V1 JSON"), ("kserve-v2", V2, "V2 JSON")):
+        if not python:
+            servers[col] = f"{peers_file} has no kserve venv (setup could not install it): rerun `{PEERS_SETUP}`"
+        elif not Path(python).exists():
+            servers[col] = f"no {python}: rerun `{PEERS_SETUP}`"
+        else:
+            servers[col] = ServerSpec(
+                col, python, {},
+                f"KServe {dist_version(python, 'kserve')}, {label}, kserve.Model around joblib "
+                "(bench/peers/kserve_server.py), 1 uvicorn worker",
+                launcher="kserve", protocol=protocol,
+            )  # fmt: skip
+    return servers
+
+
 def known_servers(
-    reference_venv: str | None, ours: str | None = None, ours_src: Path | None = None, before_src: Path | None = None
+    reference_venv: str | None, ours: str | None = None, ours_src: Path | None = None, before_src: Path | None = None,
+    peers_file: Path | None = None,
 ) -> dict[str, ServerSpec | str]:
     """Every server name -> its spec, or the reason it cannot run here.
 
     `ours_src`: serve this project's servers from that source tree (put first on PYTHONPATH), e.g. a
     `git archive` of another commit, instead of the installed drum. `before_src`: also serve that source
     tree's FastAPI server at its defaults, as `fastapi-before` (before/after columns from one run).
+    `peers_file`: the peers' venvs (default: `.peers` of this Python's venv).
     """
     ours = ours or str(Path(sys.executable).with_name("drum"))
     base = {"DRUM_SERVER_TYPE": "fastapi", **({"PYTHONPATH": str(ours_src.resolve())} if ours_src else {})}
@@ -90,6 +189,15 @@ def known_servers(
         servers["fastapi-batching"] = "this build has no DRUM_BATCHING_* settings"
     servers["gunicorn"] = ServerSpec("gunicorn", ours, {**base, "DRUM_SERVER_TYPE": "gunicorn"},
                                      "legacy Flask under gunicorn")  # fmt: skip
+    # The same servers sent V2 JSON (the row* cases; DRUM's routes stay the other columns' business).
+    servers["fastapi-v2"] = dataclasses.replace(servers["fastapi"], name="fastapi-v2", protocol=V2,
+                                                note=f"defaults, V2 JSON {V2_INFER}")  # fmt: skip
+    batching = servers["fastapi-batching"]
+    servers["fastapi-batching-v2"] = (
+        dataclasses.replace(batching, name="fastapi-batching-v2", protocol=V2, note=f"{batching.note}, V2 JSON")
+        if isinstance(batching, ServerSpec) else batching
+    )  # fmt: skip
+    servers.update(peer_servers(peers_file))
     return servers
 
 
@@ -99,10 +207,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _ping(port: int, timeout_s: float = 2.0) -> int | None:
+def _ping(port: int, timeout_s: float = 2.0, path: str = "/ping/") -> int | None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout_s)
     try:
-        conn.request("GET", "/ping/")
+        conn.request("GET", path)
         resp = conn.getresponse()
         resp.read()
         return resp.status
@@ -162,28 +270,61 @@ class RssSampler:
         self._thread.join(timeout=2)
 
 
+def mlserver_dir(root: Path, model: Path, http_port: int) -> Path:
+    """`root` as an `mlserver start` directory: settings.json (free ports, MLSERVER_SETTINGS) and
+    regression/model-settings.json (the joblib `model` with mlserver_sklearn)."""
+    settings = {"host": "127.0.0.1", "http_port": http_port, "grpc_port": free_port(), "metrics_port": free_port(),
+                **MLSERVER_SETTINGS}  # fmt: skip
+    model_settings = {"name": V2_MODEL, "implementation": "mlserver_sklearn.SKLearnModel",
+                      "parameters": {"uri": str(model.resolve())}}  # fmt: skip
+    (root / V2_MODEL).mkdir(parents=True, exist_ok=True)
+    (root / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+    (root / V2_MODEL / "model-settings.json").write_text(json.dumps(model_settings, indent=2) + "\n")
+    return root
+
+
+def server_command(spec: ServerSpec, kind: ModelKind, code_dir: Path, work: Path, port: int,
+                   array_model: Path | None = None) -> tuple[list[str], Path]:  # fmt: skip
+    """The argv and working directory that start `spec` on `kind`'s model (`code_dir` for drum, the joblib
+    `array_model` for the peers) on `port`."""
+    if spec.launcher == "drum":
+        argv = [spec.drum, "server", "--code-dir", str(code_dir), "--address", f"127.0.0.1:{port}",
+                "--target-type", kind.target_type, "--max-workers", "1"]  # fmt: skip
+        return argv, code_dir
+    if not spec.serves(kind) or array_model is None:
+        raise ValueError(f"{spec.name} serves only the regression model, from its joblib file")
+    if spec.launcher == "mlserver":
+        root = mlserver_dir(work / f"{spec.name}-{kind.name}", array_model, port)
+        return [spec.drum, "start", str(root)], root
+    if spec.launcher == "kserve":
+        argv = [spec.drum, str(KSERVE_SCRIPT), "--model_name", V2_MODEL, "--model_path", str(array_model.resolve()),
+                "--http_port", str(port), "--grpc_port", str(free_port())]  # fmt: skip
+        return argv, work
+    raise ValueError(f"unknown launcher {spec.launcher!r}")
+
+
 class RunningServer:
     """A started server: port, start-up time, RSS sampler, log file."""
 
-    def __init__(self, spec: ServerSpec, kind: ModelKind, code_dir: Path, work: Path, start_timeout_s: float = 120.0):
+    def __init__(self, spec: ServerSpec, kind: ModelKind, code_dir: Path, work: Path, start_timeout_s: float = 120.0,
+                 array_model: Path | None = None):  # fmt: skip
         self.spec, self.kind, self.port = spec, kind, free_port()
         self.log_path = work / f"{spec.name}-{kind.name}.log"
         home = work / "home"
         home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith(SCRUBBED_PREFIXES)}
         env.update({"PYTHONUNBUFFERED": "1", "HOME": str(home), "MAX_WORKERS": "1", **dict(kind.env), **spec.env})
-        argv = [spec.drum, "server", "--code-dir", str(code_dir), "--address", f"127.0.0.1:{self.port}",
-                "--target-type", kind.target_type, "--max-workers", "1"]  # fmt: skip
+        argv, cwd = server_command(spec, kind, code_dir, work, self.port, array_model)
         with open(self.log_path, "wb") as log:
             log.write(("$ " + shlex.join(argv) + "\n").encode())
             log.flush()
             t0 = time.perf_counter()
-            self.proc = subprocess.Popen(argv, cwd=str(code_dir), env=env, stdout=log, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         self.startup_s: float | None = None
         deadline = t0 + start_timeout_s
         while time.perf_counter() < deadline and self.proc.poll() is None:
-            if _ping(self.port, timeout_s=1.0) == 200:
+            if _ping(self.port, timeout_s=1.0, path=spec.ready_path) == 200:
                 self.startup_s = time.perf_counter() - t0
                 break
             time.sleep(0.01)

@@ -84,6 +84,27 @@ def skip_unless_runtime(name: str, label: str) -> None:
             pytest.skip(f"{label}: {state[name]}")
 
 
+#: What tools/peers/setup.sh set up: `mlserver=` and `kserve=` lines, each the python of the peer's own venv
+#: (relative to the repository root, as setup.sh writes it) or empty when it could not be installed.
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+PEERS_STATE = Path(os.environ.get("DRUM_PEERS_STATE", _REPO_ROOT / ".venv" / ".peers"))
+
+
+def peer_python(name: str) -> str:
+    """The python of peer `name`'s venv (tools/peers/setup.sh); skip with the reason when there is none."""
+    setup = "bash tools/peers/setup.sh .venv"
+    if not PEERS_STATE.is_file():
+        pytest.skip(f"{name}: no {PEERS_STATE} (run `{setup}`)")
+    state = dict(line.split("=", 1) for line in PEERS_STATE.read_text().splitlines() if "=" in line)
+    python = state.get(name, "").strip()
+    if not python:
+        pytest.skip(f"{name}: `{setup}` could not install it (see its output)")
+    path = Path(python) if Path(python).is_absolute() else _REPO_ROOT / python
+    if not path.is_file():
+        pytest.skip(f"{name}: {path} is gone (run `{setup}` again)")
+    return str(path)
+
+
 def unsupported_payload(mimetype: str) -> str:
     return (
         f"ERROR: payload format `{mimetype}` is not supported by predictor/transformer. Make DRUM support the "

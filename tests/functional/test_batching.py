@@ -223,3 +223,65 @@ def test_batching_with_several_workers_and_threads(drum_server, sklearn_models):
     for g, w in zip(post_all(server.url, specs), post_all(alone.url, specs), strict=True):
         assert_same_answer(g, w)
     assert json.loads(server.get("/ping/").content) == {"message": "OK"}
+
+
+def v2_infer(rows: list[list[float]], columns: list[str] | None = None, **extra) -> dict:
+    """A V2 `/infer` request: one [N, F] tensor, or one column per input when `columns` are given."""
+    if columns is None:
+        inputs = [{"name": "x", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}]
+    else:
+        inputs = [
+            {"name": c, "shape": [len(rows)], "datatype": "FP64", "data": [r[i] for r in rows]}
+            for i, c in enumerate(columns)
+        ]
+    return {"inputs": inputs, **extra}
+
+
+def test_v2_requests_are_batched_and_answer_as_alone(drum_server, model_dir, tmp_path):
+    """V2 `/infer` requests are merged into one model call (with each other, never with /predict/), each
+    answered with its own rows, id and requested outputs; a bad one fails alone in the protocol's format."""
+    code_dir = model_dir({"custom.py": RECORDING})
+    calls_file = tmp_path / "calls.txt"
+    batched = drum_server(code_dir, "--target-type", "regression", env={**BATCHING, "CALLS_FILE": str(calls_file)})
+    alone = drum_server(code_dir, "--target-type", "regression", env={"CALLS_FILE": str(tmp_path / "alone.txt")})
+    infer = f"/v2/models/{code_dir.name}/infer"
+    specs = []
+    for i in range(20):
+        rows = [[float(i), float(i + 1), 0.5]] * (1 + i % 3)
+        body = v2_infer(rows, COLUMNS, id=f"r{i}")
+        if i % 5 == 0:
+            body["outputs"] = [{"name": "Predictions"}]
+        specs.append({"path": infer, "json": body})
+    specs[7] = {"path": infer, "json": v2_infer([[999.0, 1.0, 0.0]], COLUMNS)}  # the model raises
+    specs[11] = {"path": infer, "json": {"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP64", "data": [1]}]}}
+    specs[13] = {"path": infer, "json": v2_infer([[1.0, 2.0, 3.0]], COLUMNS, outputs=[{"name": "nope"}])}
+    specs[15] = {"path": "/predict/", "data": csv([[3, 4, 5]]), "headers": {"Content-Type": "text/csv"}}
+    got = post_all(batched.url, specs)
+    want = post_all(alone.url, specs)
+    for g, w in zip(got, want, strict=True):
+        assert (g.status_code, g.json()) == (w.status_code, w.json())
+    first = {"name": "Predictions", "shape": [1], "datatype": "FP64", "data": [1.0]}
+    assert got[0].json() == {"id": "r0", "model_name": code_dir.name, "outputs": [first]}
+    assert got[7].status_code == 500 and "a is 999" in got[7].json()["error"]
+    assert got[11].status_code == 400 and "data has 1" in got[11].json()["error"]
+    assert got[13].status_code == 400 and "unknown outputs" in got[13].json()["error"]
+    assert got[15].json() == {"predictions": [34.0]}
+    assert max(calls(calls_file)) > 3  # V2 requests of several rows were merged into one call
+    assert max(calls(tmp_path / "alone.txt")) == 3
+
+
+def test_v2_batching_of_a_scikit_learn_model(drum_server, sklearn_models):
+    args = ["--target-type", "binary", "--positive-class-label", "yes", "--negative-class-label", "no"]
+    batched = drum_server(sklearn_models["logistic"], *args, env=BATCHING)
+    alone = drum_server(sklearn_models["logistic"], *args)
+    rng = np.random.default_rng(2)
+    infer = "/v2/models/logistic/infer"
+    specs = [{"path": infer, "json": v2_infer(rng.normal(size=(1 + i % 4, 3)).round(6).tolist())} for i in range(32)]
+    got = post_all(batched.url, specs)
+    want = post_all(alone.url, specs)
+    for g, w in zip(got, want, strict=True):
+        assert g.status_code == w.status_code == 200
+        g_out, w_out = g.json()["outputs"], w.json()["outputs"]
+        assert [o["name"] for o in g_out] == [o["name"] for o in w_out] == ["no", "yes"]
+        for go, wo in zip(g_out, w_out, strict=True):
+            np.testing.assert_allclose(go["data"], wo["data"], rtol=0, atol=1e-12)

@@ -185,6 +185,7 @@ class Predictor:
                     f"\n\n{RUNNING_LANG_MSG}\nCould not find any framework to handle loaded model and a "
                     "score hook is not provided"
                 )
+            self.artifact_predictor.prepare(model, self.target_type)
         if (
             self.target_type == TargetType.TRANSFORM
             and not self.hooks.has("transform")
@@ -249,18 +250,19 @@ class Predictor:
     def prepare_data(self, inputs: PredictionInput) -> Any:
         """The model's input for a request: read (built-in reader or `read_input_data`), then `transform`."""
         data = self.load_data(inputs.binary_data, inputs.mimetype, inputs.sparse_colnames)
-        return self._transform_hook(data)
+        return self.transform_input(data)
 
     def predict_loaded(self, data: Any, inputs: PredictionInput, started: float | None = None) -> PredictResponse:
         """`predict` on input already read (what `load_data` returns). `started` (perf_counter) is when the
         request's work began, for the monitor's timing."""
         started = time.perf_counter() if started is None else started
-        response = self.predict_data(self._transform_hook(data), inputs)
+        response = self.predict_data(self.transform_input(data), inputs)
         if self.monitor is not None:
             self.monitor.report_prediction(self, inputs, data, response, time.perf_counter() - started)
         return response
 
-    def _transform_hook(self, data: Any) -> Any:
+    def transform_input(self, data: Any) -> Any:
+        """The `transform` hook's output for input read by `load_data` (the input itself without the hook)."""
         transform = self.hooks.get("transform")
         if transform is not None:
             data = call("Model 'transform hook' failed to transform dataset.", transform, data, self.model)

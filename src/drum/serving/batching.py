@@ -1,6 +1,7 @@
 """Adaptive batching, the framework-neutral half: which requests may share one model call, and
 running a batch of them (on an executor thread) with the same answers as one-by-one calls.
 
+DRUM's `/predict/` and the V2 protocol's `/infer` are batched (each with the other of its own kind).
 A batch is split into groups that may be merged: same route handler, same content type and query,
 and input frames with the same columns and dtypes. Each group's frames are concatenated, scored in
 one call and the predictions split back by row counts. A request whose input fails to read or
@@ -28,9 +29,9 @@ import pandas as pd
 
 from drum.model import codecs, output
 from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
-from drum.model.predictor import PredictionInput, Predictor
+from drum.model.predictor import PredictionInput, Predictor, PredictResponse
 from drum.model.target import TargetType
-from drum.serving import handlers
+from drum.serving import handlers, v2
 from drum.serving.errors import response_for_exception
 from drum.serving.handlers import ServingContext
 from drum.serving.request import RequestData
@@ -44,6 +45,8 @@ BATCHED_TARGETS = frozenset(
 )
 #: Hooks that read or reshape one request's input.
 PER_REQUEST_HOOKS = ("read_input_data", "transform")
+#: `batch_key`'s first element for the V2 protocol's `/infer` requests.
+V2_KEY = "v2-infer"
 
 
 def hooks_needing_request_data(predictor: Predictor) -> list[str]:
@@ -99,7 +102,11 @@ def model_batchable(ctx: ServingContext, allow_hooks: bool) -> tuple[bool, str]:
 def batch_key(route: Route, req: RequestData) -> tuple | None:
     """What must be equal for two requests to be merged, or None when this request is never batched
     (not a structured prediction, sparse or multipart input)."""
-    if route.handler is not handlers.predict or req.method != "POST":
+    if req.method != "POST":
+        return None
+    if route.handler is v2.infer:
+        return (V2_KEY,)
+    if route.handler is not handlers.predict:
         return None
     mimetype = req.mimetype
     if req.is_form or mimetype == codecs.TEXT_MTX or not codecs.is_mimetype_supported(mimetype):
@@ -111,10 +118,13 @@ def batch_key(route: Route, req: RequestData) -> tuple | None:
 COUNT_STEP = 65536
 
 
-def estimated_rows(req: RequestData, at_most: int | None = None) -> int:
+def estimated_rows(req: RequestData, at_most: int | None = None, key: tuple | None = None) -> int:
     """Rows in a CSV body, roughly (line ends less the header); at least 1. With `at_most`, counting stops
-    once the body is known to hold more (a 20 MB body costs ~10 ms to count whole, on the event loop)."""
+    once the body is known to hold more (a 20 MB body costs ~10 ms to count whole, on the event loop).
+    A V2 body (`key` from `batch_key`): the first dimension of its first input's shape."""
     body = req.body
+    if key is not None and key[0] == V2_KEY:
+        return v2.estimated_rows(body)
     lines = 0
     for start in range(0, len(body), COUNT_STEP):
         lines += body.count(b"\n", start, start + COUNT_STEP)
@@ -138,6 +148,19 @@ class _Prepared:
     item: BatchItem
     inputs: PredictionInput
     data: pd.DataFrame
+    #: The parsed V2 request (None for DRUM's `/predict/`).
+    v2: v2.InferRequest | None = None
+
+    def answer(self, ctx: ServingContext, result: PredictResponse) -> ResponseData:
+        """This request's answer from its own rows of a prediction."""
+        if self.v2 is not None:
+            return self.v2.answer(result.predictions)
+        body = output.prediction_body(result, ctx.target_type, ctx.deployment_config)
+        return ResponseData(200, body, "application/json")
+
+    def error(self, exc: BaseException) -> ResponseData:
+        """This request's error answer, in its protocol's format."""
+        return v2.response_for_exception(exc) if self.v2 is not None else response_for_exception(exc)
 
 
 def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
@@ -145,19 +168,22 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
     started = time.perf_counter()
     groups: dict[tuple, list[_Prepared]] = {}
     for item in items:
+        is_v2 = item.key[0] == V2_KEY
         try:
-            inputs, data = item.context.run(_prepare, ctx, item.req)
+            prepared = item.context.run(_prepare_v2 if is_v2 else _prepare, ctx, item)
         except BaseException as exc:  # noqa: BLE001 - this request fails alone
-            item.response = item.context.run(response_for_exception, exc)
+            error = v2.response_for_exception if is_v2 else response_for_exception
+            item.response = item.context.run(error, exc)
             continue
+        data = prepared.data
         if isinstance(data, PlainTable):
             signature = (item.key, "plain", data.names, data.dtypes)
         elif isinstance(data, pd.DataFrame):
             signature = (item.key, "frame", tuple(data.columns), tuple(str(t) for t in data.dtypes))
         else:
-            item.response = item.context.run(_answer_alone, ctx, _Prepared(item, inputs, data))
+            item.response = item.context.run(_answer_alone, ctx, prepared)
             continue
-        groups.setdefault(signature, []).append(_Prepared(item, inputs, data))
+        groups.setdefault(signature, []).append(prepared)
     for group in groups.values():
         if len(group) == 1:
             group[0].item.response = group[0].item.context.run(_answer_alone, ctx, group[0])
@@ -168,16 +194,24 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
         ctx.times.add(elapsed)
 
 
-def _prepare(ctx: ServingContext, req: RequestData) -> tuple[PredictionInput, Any]:
+def _prepare(ctx: ServingContext, item: BatchItem) -> _Prepared:
     """A request's prediction input and the model's input: a `PlainTable` when the built-in reader would
     read it (merged without building a frame per request), else what `prepare_data` gives."""
-    inputs = handlers.prediction_input(ctx, req)
+    inputs = handlers.prediction_input(ctx, item.req)
     hooks = ctx.model.hooks
     if inputs.mimetype != codecs.TEXT_MTX and not hooks.has("read_input_data") and not hooks.has("transform"):
         table = parse_plain_numeric_csv(inputs.binary_data)
         if table is not None:
-            return inputs, table
-    return inputs, ctx.model.prepare_data(inputs)
+            return _Prepared(item, inputs, table)
+    return _Prepared(item, inputs, ctx.model.prepare_data(inputs))
+
+
+def _prepare_v2(ctx: ServingContext, item: BatchItem) -> _Prepared:
+    """A V2 `/infer` request's frame (its tensors, then the `transform` hook, as `v2.infer` does)."""
+    parsed = v2.parse_infer(ctx, item.req)
+    inputs = PredictionInput(item.req.body, "application/json")
+    frame = ctx.model.transform_input(parsed.frame(ctx))
+    return _Prepared(item, inputs, frame, parsed)
 
 
 def _frame(data: Any) -> Any:
@@ -186,11 +220,9 @@ def _frame(data: Any) -> Any:
 
 def _answer_alone(ctx: ServingContext, prepared: _Prepared) -> ResponseData:
     try:
-        result = ctx.model.predict_data(_frame(prepared.data), prepared.inputs)
-        body = output.prediction_body(result, ctx.target_type, ctx.deployment_config)
-        return ResponseData(200, body, "application/json")
-    except BaseException as exc:  # noqa: BLE001 - DRUM's error response, as run_route gives
-        return response_for_exception(exc)
+        return prepared.answer(ctx, ctx.model.predict_data(_frame(prepared.data), prepared.inputs))
+    except BaseException as exc:  # noqa: BLE001 - the protocol's error response, as run_route gives
+        return prepared.error(exc)
 
 
 def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
@@ -211,9 +243,22 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
         for p in group:
             p.item.response = p.item.context.run(_answer_alone, ctx, p)
         return
+    if first.v2 is not None:
+        start = 0
+        for p, size in zip(group, sizes, strict=True):
+            p.item.response = p.item.context.run(_answer_slice, ctx, p, result, start, start + size)
+            start += size
+        return
     bodies = output.split_prediction_bodies(result, sizes, ctx.target_type, ctx.deployment_config)
     for p, body in zip(group, bodies, strict=True):
         if isinstance(body, bytes):
             p.item.response = ResponseData(200, body, "application/json")
         else:
             p.item.response = p.item.context.run(response_for_exception, body)
+
+
+def _answer_slice(ctx: ServingContext, p: _Prepared, result: PredictResponse, start: int, stop: int) -> ResponseData:
+    try:
+        return p.answer(ctx, output.slice_response(result, start, stop))
+    except BaseException as exc:  # noqa: BLE001 - this request's answer is its error
+        return p.error(exc)

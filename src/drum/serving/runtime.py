@@ -186,7 +186,7 @@ class Runtime:
         rows = 0
         if key is not None:
             assert batcher is not None
-            rows = estimated_rows(req, batcher.max_rows)
+            rows = estimated_rows(req, batcher.max_rows, key)
             if rows > batcher.max_rows:  # a batch of its own anyway: served as without batching
                 key = None
         try:

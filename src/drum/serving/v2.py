@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -136,13 +137,17 @@ def _tensor(spec: Any) -> tuple[str, np.ndarray]:
         raise V2Error(f"input {name!r}: {exc}") from None
 
 
-def request_frame(ctx: ServingContext, inputs: list[Any]) -> pd.DataFrame:
-    """The model's input frame from the request's tensors (see the module docstring)."""
+def request_frame(ctx: ServingContext, inputs: list[Any], table: bool = False) -> pd.DataFrame:
+    """The model's input frame from the request's tensors (see the module docstring). `table`: the request
+    is MLServer's pandas-codec table (`"content_type": "pd"`): every input is a column, even a lone one."""
     tensors = [_tensor(spec) for spec in inputs]
-    if len(tensors) == 1 and tensors[0][1].ndim == 2:
-        values = tensors[0][1]
+    if len(tensors) == 1 and tensors[0][1].ndim == 2 and not (table and tensors[0][1].shape[1] == 1):
+        name, values = tensors[0]
         features = _features(ctx)
-        columns = features if features and len(features) == values.shape[1] else None
+        if features and len(features) == values.shape[1]:
+            columns: list[str] | None = features
+        else:  # one [N, 1] tensor is one column, named by its input (as MLServer's codecs send a column)
+            columns = [name] if values.shape[1] == 1 else None
         return pd.DataFrame(values, columns=columns)
     columns = {}
     rows = None
@@ -171,7 +176,44 @@ def _output(name: str, values: pd.Series) -> dict[str, Any]:
     return {"name": name, "shape": [len(array)], "datatype": datatype, "data": data}
 
 
-def infer(ctx: ServingContext, req: RequestData) -> ResponseData:
+@dataclass
+class InferRequest:
+    """A parsed `/infer` request: the model name it named and its JSON body."""
+
+    name: str
+    body: dict[str, Any]
+
+    @property
+    def inputs(self) -> list[Any]:
+        return self.body["inputs"]
+
+    @property
+    def table(self) -> bool:
+        """Whether the request is MLServer's pandas-codec table (`parameters.content_type` "pd")."""
+        parameters = self.body.get("parameters")
+        return isinstance(parameters, dict) and parameters.get("content_type") == "pd"
+
+    def frame(self, ctx: ServingContext) -> pd.DataFrame:
+        return request_frame(ctx, self.inputs, self.table)
+
+    def answer(self, frame: pd.DataFrame) -> ResponseData:
+        """The protocol's answer: each column of `frame` one output (only the requested ones)."""
+        outputs = [_output(str(column), frame[column]) for column in frame.columns]
+        requested = self.body.get("outputs")
+        if isinstance(requested, list) and requested:
+            wanted = [o.get("name") for o in requested if isinstance(o, dict)]
+            missing = [w for w in wanted if w not in {o["name"] for o in outputs}]
+            if missing:
+                raise V2Error(f"unknown outputs requested: {missing}; this model has {[o['name'] for o in outputs]}")
+            outputs = [o for o in outputs if o["name"] in wanted]
+        answer: dict[str, Any] = {"model_name": self.name, "outputs": outputs}
+        if self.body.get("id") is not None:
+            answer["id"] = self.body["id"]
+        return json_response(answer)
+
+
+def parse_infer(ctx: ServingContext, req: RequestData) -> InferRequest:
+    """The request's model name (404 unless it is this model's) and JSON body (400 unless it has inputs)."""
     name = _requested_model(ctx, req)
     try:
         body = json.loads(req.body or b"{}")
@@ -179,28 +221,32 @@ def infer(ctx: ServingContext, req: RequestData) -> ResponseData:
         raise V2Error(f"the request body is not JSON: {exc}") from None
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise V2Error("an inference request needs a non-empty 'inputs' list")
+    return InferRequest(name, body)
+
+
+#: The first dimension of the first input's shape, as written in a request body (for the batcher's row count).
+FIRST_SHAPE = re.compile(rb'"shape"\s*:\s*\[\s*(\d+)')
+
+
+def estimated_rows(body: bytes) -> int:
+    """Rows of an `/infer` body, roughly (the first input's first dimension); at least 1."""
+    found = FIRST_SHAPE.search(body, 0, 4096)
+    return max(1, int(found.group(1))) if found else 1
+
+
+def infer(ctx: ServingContext, req: RequestData) -> ResponseData:
+    parsed = parse_infer(ctx, req)
     target = ctx.target_type
     if target == TargetType.UNSTRUCTURED:
-        _, values = _tensor(body["inputs"][0])
+        _, values = _tensor(parsed.inputs[0])
         first = values.reshape(-1)[0] if values.size else ""
         result, _extra = ctx.model.predict_unstructured(str(first), mimetype="text/plain", charset="utf8", query={})
         text = result.decode() if isinstance(result, bytes) else result
         frame = pd.DataFrame({"output": ["" if text is None else text]})
     else:
-        data = request_frame(ctx, body["inputs"])
+        data = parsed.frame(ctx)
         if target == TargetType.TRANSFORM:
             frame, _ = ctx.model.transform_loaded(data)
         else:
             frame = ctx.model.predict_loaded(data, PredictionInput(req.body, "application/json")).predictions
-    outputs = [_output(str(column), frame[column]) for column in frame.columns]
-    requested = body.get("outputs")
-    if isinstance(requested, list) and requested:
-        wanted = [o.get("name") for o in requested if isinstance(o, dict)]
-        missing = [w for w in wanted if w not in {o["name"] for o in outputs}]
-        if missing:
-            raise V2Error(f"unknown outputs requested: {missing}; this model has {[o['name'] for o in outputs]}")
-        outputs = [o for o in outputs if o["name"] in wanted]
-    answer: dict[str, Any] = {"model_name": name, "outputs": outputs}
-    if body.get("id") is not None:
-        answer["id"] = body["id"]
-    return json_response(answer)
+    return parsed.answer(frame)

@@ -91,6 +91,10 @@ class ArtifactPredictor(ABC):
     ) -> tuple[np.ndarray, list[Any] | None]:
         """Raw predictions and the model's own labels (None when the model has none)."""
 
+    def prepare(self, model: Any, target_type: TargetType) -> None:
+        """Called once at load time, before any request, with the model this predictor will score."""
+        return None
+
     @property
     def install_hint(self) -> str:
         return install_hint(self.extra)
