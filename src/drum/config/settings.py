@@ -108,10 +108,10 @@ class Settings:
     batching_max_rows: int = setting(
         "DRUM_BATCHING_MAX_ROWS", "int", 0,
         "Adaptive batching (FastAPI, per worker process): concurrent structured predictions (/predict/, "
-        "/predictions/, /invocations) with the same content type and query are merged into one model call "
-        "of at most this many rows and the predictions split back per request; a request that fails, "
-        "fails alone. A request that finds the model idle is never held back. 0 turns batching off. "
-        "Models whose hooks need per-request data are not batched (see DRUM_BATCHING_ALLOW_HOOKS).",
+        "/predictions/, /invocations; V2 /infer with each other) with the same content type and query are "
+        "merged into one model call of at most this many rows and the predictions split back per request; "
+        "a request that fails, fails alone. A request that finds the model idle is never held back. 0 turns "
+        "batching off. Models whose hooks need per-request data are not batched (see DRUM_BATCHING_ALLOW_HOOKS).",
         minimum=0, maximum=10_000_000,
     )
     batching_max_wait_ms: int = setting(
@@ -127,6 +127,15 @@ class Settings:
         "score hook that reads its keyword arguments (binary_data, mimetype, ...). read_input_data and "
         "transform still run per request; the merged score call gets the first request's keyword "
         "arguments. Only for hooks that treat rows independently.",
+    )
+    inline_prediction_max_us: int = setting(
+        "DRUM_INLINE_PREDICTION_MAX_US", "int", 1000,
+        "FastAPI: small structured predictions (/predict/, V2 /infer; bodies up to 4 KiB) of a scikit-learn "
+        "or XGBoost artifact without per-request hooks run on the event loop instead of a prediction "
+        "thread, once the last 32 predictions each took at most this many microseconds, and only while no "
+        "other prediction runs; one slower call sends the next ones back to the threads. Skipping the "
+        "thread hop is most of a 1-row request's cost. 0 turns it off.",
+        minimum=0, maximum=100_000,
     )
     gil_switch_interval_us: int = setting(
         "DRUM_GIL_SWITCH_INTERVAL_US", "int", 500,

@@ -32,6 +32,7 @@ from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
 from drum.serving.dispatch import early_response, run_route, run_route_async
 from drum.serving.handlers import ServingContext
+from drum.serving.inline import InlinePolicy, model_eligible
 from drum.serving.malloc import fix_mmap_threshold
 from drum.serving.proxy import backend_proxy_for
 from drum.serving.request import RequestData
@@ -60,6 +61,7 @@ class Runtime:
         self.executor: ThreadPoolExecutor | None = None
         self.admission: Admission | None = None
         self.batcher: Batcher | None = None
+        self.inline: InlinePolicy | None = None
         self.watchdog: Watchdog | None = None
         self.flusher = StdoutFlusher()
         self.metrics: Metrics | None = Metrics() if config.settings.metrics_enabled else None
@@ -96,6 +98,8 @@ class Runtime:
             )
             self.watchdog.start()
         self.batcher = self._batcher(ctx)
+        if settings.inline_prediction_max_us and self.batcher is None and model_eligible(ctx):
+            self.inline = InlinePolicy(settings.inline_prediction_max_us / 1e6)
         self.flusher.start()
         # Everything loaded so far (libraries, the model) lives as long as the server: out of the
         # collector's sight, a full collection walks only what requests made (~35 ms -> ~1 ms with
@@ -168,6 +172,9 @@ class Runtime:
             return await run_route_async(ctx, route, req)
         if route.on_loop:
             return run_route(ctx, route, req)
+        inline = self.inline
+        if inline is not None and self.admission is not None and inline.allows(route, req, self.admission.in_flight):
+            return inline.timed(lambda: run_route(ctx, route, req))
         return await self._on_executor(ctx, route, req)
 
     def respond_blocking(self, route: Route, req: RequestData) -> ResponseData:
@@ -195,7 +202,7 @@ class Runtime:
                 future = batcher.submit(BatchItem(req, key, rows, contextvars.copy_context()))
                 future.add_done_callback(self.admission.release)
             else:
-                job = self.admission.submit(contextvars.copy_context().run, run_route, ctx, route, req)
+                job = self.admission.submit(contextvars.copy_context().run, self._run_route, ctx, route, req)
                 future = asyncio.wrap_future(job)
         except Busy:
             return error_response(BUSY_TEXT, 503, [("Retry-After", "1")])
@@ -208,6 +215,13 @@ class Runtime:
             logger.error("Request %s %s timed out after %ss", req.method, req.path, timeout)
             future.add_done_callback(self._close_abandoned_stream)
             return error_response(f"Request timed out after {timeout:g} seconds", 504)
+
+    def _run_route(self, ctx: ServingContext, route: Route, req: RequestData) -> ResponseData:
+        """`run_route` on the executor; a prediction's duration tells the inline policy whether it is fast."""
+        inline = self.inline
+        if inline is None or not inline.candidate(route):
+            return run_route(ctx, route, req)
+        return inline.timed(lambda: run_route(ctx, route, req))
 
     def _close_abandoned_stream(self, future: asyncio.Future) -> None:
         """A handler that finished after its request got 504 may have opened a stream (a chat generator):

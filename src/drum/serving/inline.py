@@ -1,0 +1,84 @@
+"""Small predictions of plain artifact models answered on the event loop, without the executor hop.
+
+A 1-row prediction of a scikit-learn or XGBoost artifact is about 0.1 ms of model work: less than handing
+it to a prediction thread and back (a future, a wake-up across threads, the GIL changing hands twice).
+`InlinePolicy` lets such a request run on the event loop, under every one of these conditions:
+
+- the model: drum's own Python predictor on a scikit-learn or XGBoost artifact, with no hook that runs
+  per request (`read_input_data`, `transform`, `score`, `post_process`, a CustomTask), no MLOps monitor;
+- the request: a structured prediction (`/predict/` and its aliases, V2 `/infer`), not multipart, a body of
+  at most `MAX_BODY` bytes;
+- the model has been fast: each of the last `STREAK` predictions (wherever they ran) took at most
+  `max_seconds` (DRUM_INLINE_PREDICTION_MAX_US); one slower call sends the next ones back to the
+  executor until a new streak;
+- no prediction is running or queued on the executor (an inline one never overtakes queued work).
+
+A slow model therefore never runs on the event loop for more than one call, and `/ping/` waits at most
+one fast prediction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from drum.model.predictor import Predictor
+from drum.serving import handlers, v2
+from drum.serving.batching import BATCHED_TARGETS
+from drum.serving.handlers import ServingContext
+from drum.serving.request import RequestData
+from drum.serving.response import ResponseData
+from drum.serving.routes import Route
+
+#: Largest request body answered on the event loop (about 40 rows of 10 numbers).
+MAX_BODY = 4096
+#: Consecutive fast predictions before the next ones may run on the event loop.
+STREAK = 32
+#: Artifact predictors whose predictions may run on any thread.
+THREAD_AGNOSTIC = ("scikit-learn", "xgboost")
+#: Hooks that run user code for each request.
+PER_REQUEST_HOOKS = ("read_input_data", "transform", "score", "post_process")
+
+
+def model_eligible(ctx: ServingContext) -> bool:
+    """Whether this model's small predictions may ever run on the event loop (see the module docstring)."""
+    model = ctx.predictor
+    if model is None or ctx.load_error is not None or ctx.target_type not in BATCHED_TARGETS:
+        return False
+    if type(model).predict is not Predictor.predict or model.monitor is not None:
+        return False
+    if model.hooks.task_class is not None or any(model.hooks.has(h) for h in PER_REQUEST_HOOKS):
+        return False
+    artifact = model.artifact_predictor
+    return artifact is not None and artifact.name in THREAD_AGNOSTIC
+
+
+class InlinePolicy:
+    def __init__(self, max_seconds: float) -> None:
+        self.max_seconds = max_seconds
+        self.fast = 0  # consecutive predictions that took at most max_seconds
+
+    @staticmethod
+    def candidate(route: Route) -> bool:
+        """Whether the route makes structured predictions (the only ones ever run inline)."""
+        return route.handler is handlers.predict or route.handler is v2.infer
+
+    def allows(self, route: Route, req: RequestData, in_flight: int) -> bool:
+        return (
+            self.fast >= STREAK
+            and in_flight == 0
+            and self.candidate(route)
+            and len(req.body) <= MAX_BODY
+            and not req.is_form
+        )
+
+    def record(self, seconds: float) -> None:
+        self.fast = self.fast + 1 if seconds <= self.max_seconds else 0
+
+    def timed(self, run: Callable[[], ResponseData]) -> ResponseData:
+        """`run()`, its duration recorded."""
+        started = time.perf_counter()
+        try:
+            return run()
+        finally:
+            self.record(time.perf_counter() - started)
