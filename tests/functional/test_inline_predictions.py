@@ -2,7 +2,7 @@
 (DRUM_INLINE_PREDICTION_MAX_US), and go back to the prediction threads after one slow call.
 
 The model is a scikit-learn Ridge subclass that records the thread of each `predict` call; a feature
-value of 99 makes one call sleep far past the (test's generous) limit. No timing is asserted.
+value of 99 makes one call compute (CPU time) far past the (test's generous) limit. No timing is asserted.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ class RecordingRidge(Ridge):
         with open(os.environ["THREADS_FILE"], "a") as f:
             f.write(threading.current_thread().name + "\\n")
         if float(X.iloc[0, 0] if hasattr(X, "iloc") else X[0][0]) == 99:
-            time.sleep(0.3)
+            started = time.thread_time()
+            while time.thread_time() - started < 0.2:  # 200 ms of CPU
+                pass
         return super().predict(X)
 '''
-LIMIT_US = "50000"  # 50 ms: a 1-row Ridge is far below it even on a busy machine; the slow call is 300 ms
+LIMIT_US = "50000"  # 50 ms: a 1-row Ridge is far below it even on a busy machine; the slow call takes 200 ms
 
 
 @pytest.fixture(scope="module")

@@ -112,3 +112,15 @@ def test_twin_is_for_the_prepared_model_only():
     predictor = _prepared(first, TargetType.REGRESSION)
     got, _ = predictor.predict(frame, other, TargetType.REGRESSION, None)
     assert np.array_equal(got, other.predict(frame))
+
+
+def test_the_array_is_the_one_scikit_learn_makes():
+    frame, y = _data()
+    twin = ArrayTwin.for_model(Ridge().fit(frame, y), "predict")
+    assert twin is not None
+    mixed = frame.astype({"x1": "int64", "x2": "int32", "x3": "float32"})
+    mixed["x4"] = mixed["x4"] > 0
+    for sample in (frame, frame.iloc[::-1], frame.iloc[:1], mixed, frame[COLUMNS].copy()):
+        got, want = twin.array_of(sample), np.asarray(sample)
+        assert got is not None and got.dtype == want.dtype and got.shape == want.shape
+        assert np.array_equal(got, want)

@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,7 @@ class PlainTable:
 
     def frame(self) -> pd.DataFrame:
         """The frame `pandas.read_csv` gives for this table."""
-        columns = _index(self.names)
+        columns = column_index(self.names)
         first = self.columns[0].dtype
         if all(c.dtype == first for c in self.columns):
             return pd.DataFrame(np.column_stack(self.columns), columns=columns)
@@ -93,8 +94,17 @@ class PlainTable:
         return PlainTable(tables[0].names, columns)
 
 
+def column_dtypes(frame: pd.DataFrame) -> list[Any]:
+    """The frame's column dtypes, from pandas' block arrays (`frame.dtypes` builds a Series, ~14 µs)."""
+    try:
+        return [array.dtype for array in frame._mgr.arrays]
+    except AttributeError:  # another pandas layout
+        return list(frame.dtypes)
+
+
 @lru_cache(maxsize=256)
-def _index(names: tuple[str, ...]) -> pd.Index:
+def column_index(names: tuple[str, ...]) -> pd.Index:
+    """A frame's column index for these names, built once (pandas' string index costs ~35 µs per frame)."""
     return pd.Index(list(names))
 
 
@@ -171,7 +181,7 @@ def read_numeric_csv_polars(data: bytes) -> pd.DataFrame | None:
         del table
         if not np.isfinite(block).all():
             return None
-        return pd.DataFrame(block, columns=_index(tuple(names)), copy=False)
+        return pd.DataFrame(block, columns=column_index(tuple(names)), copy=False)
     columns: dict[str, np.ndarray] = {}
     for name, kind in zip(names, types, strict=True):
         column = table.get_column(name).to_numpy(writable=True)
@@ -277,7 +287,7 @@ def _join_parts(names: list[str], parts: list[list[pd.DataFrame] | None]) -> pd.
             frame = frames.pop(0)
             block[:, at : at + len(frame)] = frame.to_numpy().T
             at += len(frame)
-        return pd.DataFrame(block.T, columns=_index(tuple(names)), copy=False)
+        return pd.DataFrame(block.T, columns=column_index(tuple(names)), copy=False)
     columns: dict[str, np.ndarray] = {}
     for name in names:
         columns[name] = np.concatenate([f[name].to_numpy() for f in frames])

@@ -16,6 +16,7 @@ import pandas as pd
 
 from drum.config.boolean import to_bool
 from drum.errors import DrumCommonException
+from drum.model.fastcsv import column_index
 from drum.model.target import PRED_COLUMN, TargetType
 
 
@@ -46,7 +47,7 @@ def marshal_predictions(
                 "Regression, Text Generation, Agentic Workflow and anomaly predictions must contain "
                 f"only 1 column. Your predictions have {predictions.shape[1]} columns"
             )
-        return pd.DataFrame(predictions, columns=[PRED_COLUMN])
+        return pd.DataFrame(predictions, columns=column_index((PRED_COLUMN,)))
     return predictions
 
 
@@ -121,7 +122,14 @@ def _classification(
             raise DrumCommonException(
                 f"Your prediction probabilities do not add up to 1. \n{predictions[~good]}"
             )
-    return pd.DataFrame(predictions, columns=labels)
+    return pd.DataFrame(predictions, columns=_labels_index(labels))
+
+
+def _labels_index(labels: list[Any]) -> pd.Index | list[Any]:
+    """The cached column index of string labels (any other labels: the list, as given)."""
+    if all(type(label) is str for label in labels):
+        return column_index(tuple(labels))
+    return labels
 
 
 def split_extra_output(

@@ -9,8 +9,9 @@ it to a prediction thread and back (a future, a wake-up across threads, the GIL 
 - the request: a structured prediction (`/predict/` and its aliases, V2 `/infer`), not multipart, a body of
   at most `MAX_BODY` bytes;
 - the model has been fast: each of the last `STREAK` predictions (wherever they ran) took at most
-  `max_seconds` (DRUM_INLINE_PREDICTION_MAX_US); one slower call sends the next ones back to the
-  executor until a new streak;
+  `max_seconds` (DRUM_INLINE_PREDICTION_MAX_US) of its thread's CPU time, and at most `WALL_FACTOR` times
+  that of wall time (a prediction thread also waits for the GIL while the event loop holds it: CPU time
+  is the model's own cost); one slower call sends the next ones back to the executor until a new streak;
 - no prediction is running or queued on the executor (an inline one never overtakes queued work).
 
 A slow model therefore never runs on the event loop for more than one call, and `/ping/` waits at most
@@ -34,6 +35,8 @@ from drum.serving.routes import Route
 MAX_BODY = 4096
 #: Consecutive fast predictions before the next ones may run on the event loop.
 STREAK = 32
+#: A fast prediction's wall time may be this many times its CPU time limit (waits for the GIL).
+WALL_FACTOR = 10
 #: Artifact predictors whose predictions may run on any thread.
 THREAD_AGNOSTIC = ("scikit-learn", "xgboost")
 #: Hooks that run user code for each request.
@@ -72,13 +75,14 @@ class InlinePolicy:
             and not req.is_form
         )
 
-    def record(self, seconds: float) -> None:
-        self.fast = self.fast + 1 if seconds <= self.max_seconds else 0
+    def record(self, cpu_seconds: float, wall_seconds: float) -> None:
+        fast = cpu_seconds <= self.max_seconds and wall_seconds <= self.max_seconds * WALL_FACTOR
+        self.fast = self.fast + 1 if fast else 0
 
     def timed(self, run: Callable[[], ResponseData]) -> ResponseData:
-        """`run()`, its duration recorded."""
-        started = time.perf_counter()
+        """`run()`, its CPU and wall time recorded."""
+        cpu, wall = time.thread_time(), time.perf_counter()
         try:
             return run()
         finally:
-            self.record(time.perf_counter() - started)
+            self.record(time.thread_time() - cpu, time.perf_counter() - wall)

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 import drum
+from drum.model.fastcsv import column_dtypes, column_index
 from drum.model.predictor import PredictionInput
 from drum.model.target import TargetType
 from drum.serving.errors import response_for_exception as drum_response_for_exception
@@ -97,10 +98,11 @@ def server_metadata(ctx: ServingContext, req: RequestData) -> ResponseData:
     return json_response({"name": "drum", "version": drum.__version__, "extensions": []})
 
 
-def _features(ctx: ServingContext) -> list[str] | None:
+def _features(ctx: ServingContext) -> pd.Index | None:
+    """The model's feature names (scikit-learn's `feature_names_in_`) as a column index, or None."""
     model = getattr(ctx.model, "model", None)
     names = getattr(model, "feature_names_in_", None)
-    return [str(n) for n in names] if names is not None else None
+    return column_index(tuple(str(n) for n in names)) if names is not None else None
 
 
 def _output_names(ctx: ServingContext) -> list[str]:
@@ -110,7 +112,8 @@ def _output_names(ctx: ServingContext) -> list[str]:
 
 def model_metadata(ctx: ServingContext, req: RequestData) -> ResponseData:
     name = _requested_model(ctx, req)
-    inputs = [{"name": f, "datatype": "FP64", "shape": [-1]} for f in _features(ctx) or []]
+    features = _features(ctx)
+    inputs = [{"name": f, "datatype": "FP64", "shape": [-1]} for f in ([] if features is None else features)]
     outputs = [{"name": o, "datatype": "FP64", "shape": [-1]} for o in _output_names(ctx)]
     return json_response({"name": name, "versions": [], "platform": f"drum-{ctx.language}", "inputs": inputs,
                           "outputs": outputs, "parameters": {"target_type": ctx.target_type.value}})  # fmt: skip
@@ -144,8 +147,8 @@ def request_frame(ctx: ServingContext, inputs: list[Any], table: bool = False) -
     if len(tensors) == 1 and tensors[0][1].ndim == 2 and not (table and tensors[0][1].shape[1] == 1):
         name, values = tensors[0]
         features = _features(ctx)
-        if features and len(features) == values.shape[1]:
-            columns: list[str] | None = features
+        if features is not None and len(features) == values.shape[1]:
+            columns: pd.Index | list[str] | None = features
         else:  # one [N, 1] tensor is one column, named by its input (as MLServer's codecs send a column)
             columns = [name] if values.shape[1] == 1 else None
         return pd.DataFrame(values, columns=columns)
@@ -163,8 +166,15 @@ def request_frame(ctx: ServingContext, inputs: list[Any], table: bool = False) -
     return pd.DataFrame(columns)
 
 
-def _output(name: str, values: pd.Series) -> dict[str, Any]:
-    array = values.to_numpy()
+def _columns(frame: pd.DataFrame) -> list[np.ndarray]:
+    """Each column of `frame` as an array (one `to_numpy()` when all columns have one plain dtype)."""
+    dtypes = column_dtypes(frame)
+    if dtypes and all(d == dtypes[0] for d in dtypes) and getattr(dtypes[0], "kind", "O") in "biuf":
+        return list(frame.to_numpy().T)
+    return [frame.iloc[:, i].to_numpy() for i in range(frame.shape[1])]
+
+
+def _output(name: str, array: np.ndarray) -> dict[str, Any]:
     if array.dtype.kind == "f":
         datatype, data = "FP64", array.astype(np.float64).tolist()
     elif array.dtype.kind in "iu":
@@ -198,7 +208,7 @@ class InferRequest:
 
     def answer(self, frame: pd.DataFrame) -> ResponseData:
         """The protocol's answer: each column of `frame` one output (only the requested ones)."""
-        outputs = [_output(str(column), frame[column]) for column in frame.columns]
+        outputs = [_output(str(c), a) for c, a in zip(frame.columns, _columns(frame), strict=True)]
         requested = self.body.get("outputs")
         if isinstance(requested, list) and requested:
             wanted = [o.get("name") for o in requested if isinstance(o, dict)]

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from drum.model.artifacts.base import ArtifactPredictor, load_pickle, modules_loaded
+from drum.model.fastcsv import column_dtypes, column_index
 from drum.model.target import TargetType
 
 logger = logging.getLogger("drum.model.sklearn")
@@ -38,6 +39,7 @@ class ArrayTwin:
         self.model = model
         self.twin = twin
         self.names = [str(n) for n in model.feature_names_in_]
+        self.index = column_index(tuple(self.names))
 
     @classmethod
     def for_model(cls, model: Any, method: str) -> ArrayTwin | None:
@@ -67,7 +69,8 @@ class ArrayTwin:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 expected = getattr(self.model, method)(probe)
-                got = getattr(self.twin, method)(np.asarray(probe))
+                array = self.array_of(probe)
+                got = getattr(self.twin, method)(array) if array is not None else None
         except Exception as exc:  # noqa: BLE001 - the probe may not suit the model: then no twin
             logger.debug("No array path for %s: %r", type(self.model).__name__, exc)
             return False
@@ -75,16 +78,15 @@ class ArrayTwin:
         return same and not caught and np.array_equal(got, expected, equal_nan=True)
 
     def array_of(self, data: Any) -> np.ndarray | None:
-        """`np.asarray(data)` when `data` is a frame that the twin may score, else None."""
+        """The array scikit-learn would make of `data` (`np.asarray`, as `to_numpy()` gives it for plain numpy
+        dtypes) when `data` is a frame that the twin may score, else None."""
         import pandas as pd
 
-        if type(data) is not pd.DataFrame or len(data.columns) != len(self.names):
+        if type(data) is not pd.DataFrame or not data.columns.equals(self.index):
             return None
-        if list(data.columns) != self.names:
+        if not all(isinstance(t, np.dtype) and t.kind in PLAIN_KINDS for t in column_dtypes(data)):
             return None
-        if not all(isinstance(t, np.dtype) and t.kind in PLAIN_KINDS for t in data.dtypes):
-            return None
-        return np.asarray(data)
+        return data.to_numpy()
 
 
 class SKLearnPredictor(ArtifactPredictor):

@@ -1,0 +1,43 @@
+"""InlinePolicy: when a small prediction may run on the event loop."""
+
+from __future__ import annotations
+
+from drum.serving import inline
+from drum.serving.inline import STREAK, WALL_FACTOR, InlinePolicy
+from drum.serving.request import RequestData
+from drum.serving.routes import active_routes
+
+ROUTES = {r.name: r for r in active_routes(True)}
+SMALL = RequestData("POST", "/predict/", b"a,b\n1,2\n", [("content-type", "text/csv")])
+
+
+def _fast(policy: InlinePolicy, n: int = STREAK) -> None:
+    for _ in range(n):
+        policy.record(0.0001, 0.0002)
+
+
+def test_a_streak_of_fast_predictions_is_needed():
+    policy = InlinePolicy(0.001)
+    _fast(policy, STREAK - 1)
+    assert not policy.allows(ROUTES["predict"], SMALL, 0)
+    _fast(policy, 1)
+    assert policy.allows(ROUTES["predict"], SMALL, 0)
+    assert policy.allows(ROUTES["v2_infer"], RequestData("POST", "/v2/models/m/infer", b"{}"), 0)
+
+
+def test_one_slow_prediction_ends_the_streak():
+    for cpu, wall in ((0.002, 0.002), (0.0001, 0.001 * WALL_FACTOR + 0.001)):
+        policy = InlinePolicy(0.001)
+        _fast(policy)
+        policy.record(cpu, wall)
+        assert not policy.allows(ROUTES["predict"], SMALL, 0)
+
+
+def test_only_small_predictions_when_nothing_else_runs():
+    policy = InlinePolicy(0.001)
+    _fast(policy)
+    assert not policy.allows(ROUTES["predict"], SMALL, 1)  # never ahead of executor work
+    big = RequestData("POST", "/predict/", b"x" * (inline.MAX_BODY + 1), [("content-type", "text/csv")])
+    assert not policy.allows(ROUTES["predict"], big, 0)
+    assert not policy.allows(ROUTES["transform"], SMALL, 0)
+    assert not policy.allows(ROUTES["predict_unstructured"], SMALL, 0)
