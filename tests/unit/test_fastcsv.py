@@ -338,7 +338,7 @@ def test_csv_reader_is_loaded_for_structured_models_only(monkeypatch, target, pr
     from drum.model.target import TargetType
 
     calls: list[bool] = []
-    monkeypatch.setattr(server, "load_polars", lambda: calls.append(True) or True)
+    monkeypatch.setattr(server, "enable_polars", lambda: calls.append(True))
     enabled = Settings.read({} if setting is None else {"DRUM_POLARS_CSV": setting}).polars_csv
     context = SimpleNamespace(predictor=object() if predictor else None, target_type=TargetType[target])
     server.load_csv_reader(context, enabled)  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from drum.config.server_config import ServerConfig
 from drum.config.settings import Settings
 from drum.errors import DrumCommonException
 from drum.model.deployment_config import read_deployment_config
-from drum.model.fastcsv import load_polars
+from drum.model.fastcsv import enable_polars
 from drum.model.monitoring import attach_monitor, check_available
 from drum.model.predictor import ModelConfig, Predictor
 from drum.model.target import TargetType
@@ -92,12 +92,11 @@ def openai_backend_predictor(config: ModelConfig, kind: str, sidecar: bool, sett
 
 
 def load_csv_reader(context: ServingContext, enabled: bool) -> None:
-    """Load polars for large CSV bodies when `enabled` (DRUM_POLARS_CSV) and the model takes structured
-    input; in the process that serves requests, after any fork."""
+    """Let polars read large CSV bodies (loaded by the first) when `enabled` (DRUM_POLARS_CSV) and the model
+    takes structured input; in the process that serves requests, after any fork."""
     if not enabled or context.predictor is None or context.target_type == TargetType.UNSTRUCTURED:
         return
-    if not load_polars():
-        logger.info("polars is not available: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")
+    enable_polars()
 
 
 def make_runtime(

@@ -159,8 +159,8 @@ class Settings:
         "DRUM_POLARS_CSV", "bool", True,
         "`drum server`: read large plain numeric CSV bodies (1 MiB and up) with polars' multithreaded "
         "reader when polars is installed (it is a dependency): ~2.5x faster than pandas on 2 cores, same "
-        "frame. polars is loaded at start-up for models that take structured input (~0.2 s and ~60 MB of "
-        "idle RSS); it reads with one thread per CPU in each worker process (polars' own "
+        "frame. polars is loaded by the first such body (~0.2 s once, and ~40 MB of RSS a server without "
+        "large bodies never pays); it reads with one thread per CPU in each worker process (polars' own "
         "POLARS_MAX_THREADS lowers that); a model whose forked processes use polars themselves needs "
         "false (or multiprocessing's spawn start method). false: such bodies are read by pandas in "
         "parallel parts.",

@@ -10,7 +10,8 @@ Columns whose every value is an integer of at most 18 digits become int64, the r
 (pandas' inference for such data); floats are correctly rounded (pandas' default parser may differ
 by one unit in the last place, far below the 1e-9 that predictions are compared at).
 
-Large bodies go to polars' multithreaded CSV reader once it is loaded (`load_polars`, `read_numeric_csv_polars`,
+Large bodies go to polars' multithreaded CSV reader where the server enabled it (`enable_polars`: polars is
+loaded by the first large body, `load_polars`; `read_numeric_csv_polars`,
 ~2.5x faster than one `pandas.read_csv` on 2 cores). Its result is used only when it is certain to be
 pandas' frame: a plain header, no quotes, every column Int64 or Float64 with no missing value and
 every float finite (pandas and polars disagree on spellings of NaN such as "NAN"), else None. Its
@@ -30,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -121,6 +123,27 @@ def read_plain_numeric_csv(data: bytes) -> pd.DataFrame | None:
 _polars: ModuleType | None = None
 #: True in a process forked after polars' threads started: they are gone there, and a read would hang.
 _forked_after_polars = False
+#: Set by `enable_polars`: the first large body loads polars.
+_polars_enabled = False
+_polars_lock = threading.Lock()
+
+
+def enable_polars() -> None:
+    """Let large bodies be read by polars, loaded by the first of them (~0.2 s once, and ~40 MB of RSS
+    that a server receiving no large body never pays). Called in the process that serves requests."""
+    global _polars_enabled
+    _polars_enabled = True
+
+
+def _polars_module() -> ModuleType | None:
+    """polars, loaded now if enabled and not yet loaded (once per process; None when it cannot be)."""
+    global _polars_enabled
+    if _polars is None and _polars_enabled:
+        with _polars_lock:
+            if _polars is None and _polars_enabled and not load_polars():
+                _polars_enabled = False
+                logger.info("polars is not available: large CSV bodies are read by pandas (DRUM_POLARS_CSV)")
+    return _polars
 
 
 def _forget_polars() -> None:
@@ -130,9 +153,9 @@ def _forget_polars() -> None:
 
 def load_polars() -> bool:
     """Import polars and start its threads (one tiny read), so that `read_numeric_csv_polars` uses it;
-    False when it is not installed or works not. Called once per serving process at start-up, after any
-    fork of the server's own: the import costs ~0.2 s and ~60 MB that a request would otherwise pay. A
-    process forked later (by model code) reads with pandas: polars' threads do not survive a fork."""
+    False when it is not installed or works not. Called once per serving process (by the first large body,
+    see `enable_polars`), after any fork of the server's own: the import costs ~0.2 s. A process forked
+    after it (by model code) reads with pandas: polars' threads do not survive a fork."""
     global _polars
     if _polars is None:
         if _forked_after_polars:
@@ -162,8 +185,8 @@ def _plain_body(data: bytes) -> list[str] | None:
 
 def read_numeric_csv_polars(data: bytes) -> pd.DataFrame | None:
     """`pandas.read_csv(io.BytesIO(data))` of a plain numeric CSV read by polars, or None when polars is
-    not loaded (`load_polars`) or the result may differ from pandas' (see the module docstring)."""
-    pl = _polars
+    not loaded (`enable_polars`, `load_polars`) or the result may differ from pandas' (see the module docstring)."""
+    pl = _polars_module()
     names = None if pl is None else _plain_body(data)
     if pl is None or names is None:
         return None

@@ -21,6 +21,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from drum.config.server_config import ServerConfig
 from drum.model.target import TargetType
@@ -34,11 +35,12 @@ from drum.serving.dispatch import early_response, run_route, run_route_async
 from drum.serving.handlers import ServingContext
 from drum.serving.inline import InlinePolicy, model_eligible
 from drum.serving.malloc import fix_mmap_threshold
-from drum.serving.proxy import backend_proxy_for
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import Route
-from drum.serving.watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from drum.serving.watchdog import Watchdog
 
 logger = logging.getLogger("drum.server")
 BUSY_TEXT = "Server is busy: every prediction thread and queue place is taken. Retry later."
@@ -86,10 +88,15 @@ class Runtime:
         ctx = self.ctx = self._load_model()
         ctx.server_name = self.server_name
         ctx.metrics = self.metrics
-        ctx.proxy = backend_proxy_for(ctx.predictor, settings.direct_access_timeout)
-        if ctx.proxy is not None:
-            ctx.proxy.open()
+        if getattr(ctx.predictor, "openai_host", None) is not None:  # httpx is imported only for such backends
+            from drum.serving.proxy import backend_proxy_for
+
+            ctx.proxy = backend_proxy_for(ctx.predictor, settings.direct_access_timeout)
+            if ctx.proxy is not None:
+                ctx.proxy.open()
         if settings.nim_watchdog:
+            from drum.serving.watchdog import Watchdog  # imports httpx: only when asked for
+
             c = self.config
             url = f"http://{c.watchdog_host}:{c.port}{c.url_prefix}/info/"
             self.watchdog = Watchdog(
