@@ -130,7 +130,7 @@ class Settings:
     )
     inline_prediction_max_us: int = setting(
         "DRUM_INLINE_PREDICTION_MAX_US", "int", 1000,
-        "FastAPI: small structured predictions (/predict/, V2 /infer; bodies up to 4 KiB) of a scikit-learn "
+        "FastAPI: small structured predictions (/predict/, V2 /infer; bodies up to 64 KiB) of a scikit-learn "
         "or XGBoost artifact without per-request hooks run on the event loop instead of a prediction "
         "thread, once the last 32 predictions each took at most this many microseconds, and only while no "
         "other prediction runs; one slower call sends the next ones back to the threads. Skipping the "

@@ -31,8 +31,8 @@ from drum.serving.request import RequestData
 from drum.serving.response import ResponseData
 from drum.serving.routes import Route
 
-#: Largest request body answered on the event loop (about 40 rows of 10 numbers).
-MAX_BODY = 4096
+#: Largest request body answered on the event loop (about 300 rows of 10 numbers).
+MAX_BODY = 65536
 #: Consecutive fast predictions before the next ones may run on the event loop.
 STREAK = 32
 #: A fast prediction's wall time may be this many times its CPU time limit (waits for the GIL).

@@ -3,9 +3,10 @@ closed when the client goes away.
 
 A handler's sync stream (a chat hook's generator wrapped in SSE framing) is advanced on the prediction
 executor, never on the loop: one job pulls chunks while no other job waits and hands each to the loop
-at once. When the client disconnects, Starlette cancels the
-send task; `ClosingStreamingResponse` then closes the body iterator, which closes the sync stream in
-the executor once any `next()` still running has returned (a generator cannot be closed while it runs).
+at once; chunks made while the loop was busy are sent together, as one body message. When the client
+disconnects, Starlette cancels the send task; `ClosingStreamingResponse` then closes the body iterator,
+which closes the sync stream in the executor once any `next()` still running has returned (a generator
+cannot be closed while it runs).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class _Pump:
         self.done = False
         self.error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._wake_pending = False
 
     def run(self) -> None:  # on an executor thread
         try:
@@ -101,12 +103,17 @@ class _Pump:
             self._notify()
 
     def _notify(self) -> None:
+        """Wake the loop, once until it has woken (a wake-up costs a write to the loop's pipe)."""
+        if self._wake_pending:
+            return
+        self._wake_pending = True
         try:
             self.loop.call_soon_threadsafe(self._wake)
         except RuntimeError:  # the loop is closed: the server stopped
             pass
 
     def _wake(self) -> None:
+        self._wake_pending = False  # first: what the pump does from now on wakes the loop again
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -127,7 +134,10 @@ async def iterate_off_loop(iterator: Iterator[bytes], executor: Executor) -> Asy
     try:
         while True:
             if pump.chunks:
-                yield pump.chunks.popleft()
+                # what the stream made since the last send goes out as one body message: fewer trips
+                # through the ASGI send chain and the socket, and never a wait for a chunk not yet made
+                chunks = pump.chunks
+                yield chunks.popleft() if len(chunks) == 1 else b"".join([chunks.popleft() for _ in range(len(chunks))])
                 continue
             if pump.done and not pump.running:
                 if pump.error is not None:
@@ -155,17 +165,50 @@ def _close_later(guarded: GuardedIterator, executor: Executor) -> None:
 
 
 class ClosingStreamingResponse(StreamingResponse):
-    """A StreamingResponse that always closes its async body iterator, also when the client disconnected
-    mid-stream (Starlette cancels the sending task and leaves the iterator open)."""
+    """A streamed response that always closes its async body iterator, also when the client disconnected
+    mid-stream. Instead of Starlette's anyio task group per response (uvicorn speaks ASGI 2.3, so Starlette
+    watches for the disconnect in a second task under a cancel scope: most of a short stream's cost), one
+    plain asyncio task reads `receive()` and cancels the sending task when `http.disconnect` comes first."""
 
     def __init__(self, content: AsyncIterator[bytes], **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._source = content
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        sender = asyncio.current_task()
+        state = {"finished": False, "disconnected": False}
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    if not state["finished"] and sender is not None:
+                        state["disconnected"] = True
+                        sender.cancel()
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for chunk in self.body_iterator:
+                if not isinstance(chunk, (bytes, memoryview)):
+                    chunk = chunk.encode(self.charset)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            state["finished"] = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not state["disconnected"]:
+                raise
+            if sender is not None:
+                sender.uncancel()  # the client left: nothing to answer, the request ends normally
         finally:
+            state["finished"] = True
+            watcher.cancel()
             aclose = getattr(self._source, "aclose", None)
             if aclose is not None:
                 await aclose()
+        if self.background is not None:
+            await self.background()
