@@ -41,3 +41,45 @@ def test_only_small_predictions_when_nothing_else_runs():
     assert not policy.allows(ROUTES["predict"], big, 0)
     assert not policy.allows(ROUTES["transform"], SMALL, 0)
     assert not policy.allows(ROUTES["predict_unstructured"], SMALL, 0)
+
+
+def test_each_turn_of_the_loop_runs_at_most_its_budget_of_inline_predictions():
+    import asyncio
+    import time
+
+    from drum.serving.response import ResponseData
+
+    policy = InlinePolicy(1.0)
+    turns: list[int] = []
+
+    def slow() -> ResponseData:  # longer than a turn's budget
+        turns.append(turn)
+        time.sleep(inline.ITERATION_BUDGET * 2)
+        return ResponseData(200)
+
+    async def main() -> list[ResponseData | None]:
+        global turn
+        runs = [asyncio.ensure_future(policy.run(slow)) for _ in range(3)]
+        for turn in range(1, 20):  # noqa: B007 - read by slow()
+            await asyncio.sleep(0)
+        return [await r for r in runs]
+
+    answers = asyncio.run(main())
+    assert [a.status for a in answers if a is not None] == [200, 200, 200]
+    assert len(set(turns)) == 3  # one per turn: the others waited for a later one
+
+
+def test_too_many_waiting_requests_go_to_the_executor():
+    import asyncio
+
+    policy = InlinePolicy(1.0)
+    policy.used = inline.ITERATION_BUDGET  # this turn's budget is spent
+    policy.deferred = inline.MAX_DEFERRED
+
+    async def main():
+        return await policy.run(lambda: None)  # type: ignore[arg-type,return-value]
+
+    assert asyncio.run(main()) is None
+
+
+turn = 0

@@ -14,12 +14,18 @@ it to a prediction thread and back (a future, a wake-up across threads, the GIL 
   is the model's own cost); one slower call sends the next ones back to the executor until a new streak;
 - no prediction is running or queued on the executor (an inline one never overtakes queued work).
 
+- the event loop has spent less than `ITERATION_BUDGET` on inline predictions in this turn of the loop;
+  otherwise the request waits for the next turn (at most `MAX_DEFERRED` requests wait so; more go to
+  the executor), so that a probe or a new connection never waits behind a whole queue of predictions
+  (each stage of a request, accept, read, respond, takes a turn).
+
 A slow model therefore never runs on the event loop for more than one call, and `/ping/` waits at most
-one fast prediction.
+about half a millisecond of predictions per turn of the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -37,6 +43,10 @@ MAX_BODY = 65536
 STREAK = 32
 #: A fast prediction's wall time may be this many times its CPU time limit (waits for the GIL).
 WALL_FACTOR = 10
+#: Seconds of inline predictions per turn of the event loop.
+ITERATION_BUDGET = 0.0005
+#: Requests that may wait for a later turn of the loop; more go to the executor.
+MAX_DEFERRED = 8
 #: Artifact predictors whose predictions may run on any thread.
 THREAD_AGNOSTIC = ("scikit-learn", "xgboost")
 #: Hooks that run user code for each request.
@@ -60,6 +70,35 @@ class InlinePolicy:
     def __init__(self, max_seconds: float) -> None:
         self.max_seconds = max_seconds
         self.fast = 0  # consecutive predictions that took at most max_seconds
+        self.used = 0.0  # seconds of inline predictions in this turn of the loop
+        self.deferred = 0  # requests waiting for a later turn
+        self._reset_scheduled = False
+
+    async def run(self, call: Callable[[], ResponseData]) -> ResponseData | None:
+        """`call()` on the event loop within this turn's budget (waiting for later turns if needed), or None
+        when too many requests wait already (then the caller uses the executor)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._reset_scheduled:  # the first inline request of this turn: the next turn starts afresh
+                self._reset_scheduled = True
+                loop.call_soon(self._new_turn)
+            if self.used < ITERATION_BUDGET:
+                started = time.perf_counter()
+                try:
+                    return self.timed(call)
+                finally:
+                    self.used += time.perf_counter() - started
+            if self.deferred >= MAX_DEFERRED:
+                return None
+            self.deferred += 1
+            try:
+                await asyncio.sleep(0)
+            finally:
+                self.deferred -= 1
+
+    def _new_turn(self) -> None:
+        self.used = 0.0
+        self._reset_scheduled = False
 
     @staticmethod
     def candidate(route: Route) -> bool:

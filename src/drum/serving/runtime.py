@@ -181,7 +181,9 @@ class Runtime:
             return run_route(ctx, route, req)
         inline = self.inline
         if inline is not None and self.admission is not None and inline.allows(route, req, self.admission.in_flight):
-            return inline.timed(lambda: run_route(ctx, route, req))
+            answer = await inline.run(lambda: run_route(ctx, route, req))
+            if answer is not None:
+                return answer
         return await self._on_executor(ctx, route, req)
 
     def respond_blocking(self, route: Route, req: RequestData) -> ResponseData:
