@@ -37,6 +37,9 @@ def test_only_small_predictions_when_nothing_else_runs():
     policy = InlinePolicy(0.001)
     _fast(policy)
     assert not policy.allows(ROUTES["predict"], SMALL, 1)  # never ahead of executor work
+    policy.active = inline.MAX_ACTIVE + 1  # heavy load: the executor's thread yields the GIL to the loop
+    assert not policy.allows(ROUTES["predict"], SMALL, 0)
+    policy.active = 1
     big = RequestData("POST", "/predict/", b"x" * (inline.MAX_BODY + 1), [("content-type", "text/csv")])
     assert not policy.allows(ROUTES["predict"], big, 0)
     assert not policy.allows(ROUTES["transform"], SMALL, 0)

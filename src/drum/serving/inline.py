@@ -12,7 +12,10 @@ it to a prediction thread and back (a future, a wake-up across threads, the GIL 
   `max_seconds` (DRUM_INLINE_PREDICTION_MAX_US) of its thread's CPU time, and at most `WALL_FACTOR` times
   that of wall time (a prediction thread also waits for the GIL while the event loop holds it: CPU time
   is the model's own cost); one slower call sends the next ones back to the executor until a new streak;
-- no prediction is running or queued on the executor (an inline one never overtakes queued work).
+- no prediction is running or queued on the executor (an inline one never overtakes queued work), and at
+  most `MAX_ACTIVE` prediction requests are in progress (under heavier load the event loop is the
+  bottleneck: predictions go to the executor, whose thread yields the GIL to the loop every switch
+  interval, and probes stay fast);
 
 - the event loop has spent less than `ITERATION_BUDGET` on inline predictions in this turn of the loop;
   otherwise the request waits for the next turn (at most `MAX_DEFERRED` requests wait so; more go to
@@ -47,6 +50,8 @@ WALL_FACTOR = 10
 ITERATION_BUDGET = 0.0005
 #: Requests that may wait for a later turn of the loop; more go to the executor.
 MAX_DEFERRED = 8
+#: Prediction requests in progress at most for a new one to run inline.
+MAX_ACTIVE = 8
 #: Artifact predictors whose predictions may run on any thread.
 THREAD_AGNOSTIC = ("scikit-learn", "xgboost")
 #: Hooks that run user code for each request.
@@ -72,6 +77,7 @@ class InlinePolicy:
         self.fast = 0  # consecutive predictions that took at most max_seconds
         self.used = 0.0  # seconds of inline predictions in this turn of the loop
         self.deferred = 0  # requests waiting for a later turn
+        self.active = 0  # prediction requests in progress (counted by the runtime)
         self._reset_scheduled = False
 
     async def run(self, call: Callable[[], ResponseData]) -> ResponseData | None:
@@ -109,6 +115,7 @@ class InlinePolicy:
         return (
             self.fast >= STREAK
             and in_flight == 0
+            and self.active <= MAX_ACTIVE
             and self.candidate(route)
             and len(req.body) <= MAX_BODY
             and not req.is_form

@@ -180,11 +180,18 @@ class Runtime:
         if route.on_loop:
             return run_route(ctx, route, req)
         inline = self.inline
-        if inline is not None and self.admission is not None and inline.allows(route, req, self.admission.in_flight):
-            answer = await inline.run(lambda: run_route(ctx, route, req))
-            if answer is not None:
-                return answer
-        return await self._on_executor(ctx, route, req)
+        if inline is None or not inline.candidate(route):
+            return await self._on_executor(ctx, route, req)
+        inline.active += 1
+        try:
+            assert self.admission is not None
+            if inline.allows(route, req, self.admission.in_flight):
+                answer = await inline.run(lambda: run_route(ctx, route, req))
+                if answer is not None:
+                    return answer
+            return await self._on_executor(ctx, route, req)
+        finally:
+            inline.active -= 1
 
     def respond_blocking(self, route: Route, req: RequestData) -> ResponseData:
         """The answer to one request of `route`, computed in the calling thread (the Flask backend)."""
