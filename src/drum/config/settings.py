@@ -194,7 +194,9 @@ class Settings:
     )
     request_timeout: int = setting(
         "DRUM_CLIENT_REQUEST_TIMEOUT", "int", 600,
-        "Seconds a request may run before it is answered 504. 0 disables the timeout.",
+        "Seconds a request may run before it is answered 504. 0 disables the timeout. FastAPI: a client may "
+        "ask for less with an X-Request-Timeout: SECONDS header (capped by this); a request still queued at "
+        "its deadline is never run.",
         minimum=0, maximum=3600,
     )
     max_header_size: int = setting(

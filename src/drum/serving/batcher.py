@@ -88,7 +88,9 @@ class Batcher:
         for item, future in batch:
             if future.done():
                 continue
-            if error is not None or item.response is None:
+            if error is None and item.expired:
+                future.set_result(None)  # past its deadline: the runtime answers 504
+            elif error is not None or item.response is None:
                 future.set_exception(error or RuntimeError("batch ended without an answer"))
             else:
                 future.set_result(item.response)

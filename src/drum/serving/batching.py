@@ -141,6 +141,10 @@ class BatchItem:
     context: contextvars.Context
     enqueued: float = field(default_factory=time.perf_counter)
     response: ResponseData | None = None
+    #: `time.monotonic()` after which the request is not scored any more (its client got 504).
+    deadline: float | None = None
+    #: Set when the batch found the deadline passed (the request's answer is then None).
+    expired: bool = False
 
 
 @dataclass
@@ -169,6 +173,9 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
     groups: dict[tuple, list[_Prepared]] = {}
     for item in items:
         is_v2 = item.key[0] == V2_KEY
+        if item.deadline is not None and time.monotonic() >= item.deadline:
+            item.expired = True  # its client is answered 504: never scored
+            continue
         try:
             prepared = item.context.run(_prepare_v2 if is_v2 else _prepare, ctx, item)
         except BaseException as exc:  # noqa: BLE001 - this request fails alone

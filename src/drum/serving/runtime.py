@@ -17,7 +17,9 @@ import asyncio
 import contextvars
 import gc
 import logging
+import math
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +30,7 @@ from drum.model.target import TargetType
 from drum.observability import tracing
 from drum.observability.metrics import Metrics
 from drum.observability.stdout_flusher import StdoutFlusher
+from drum.serving import v2
 from drum.serving.admission import Admission, Busy
 from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
@@ -44,6 +47,21 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("drum.server")
 BUSY_TEXT = "Server is busy: every prediction thread and queue place is taken. Retry later."
+#: A client's deadline for its request, in seconds (capped by DRUM_CLIENT_REQUEST_TIMEOUT).
+TIMEOUT_HEADER = "X-Request-Timeout"
+
+
+class BadTimeout(ValueError):
+    """An `X-Request-Timeout` header that is not a positive number of seconds."""
+
+
+def timed_out_text(timeout: float) -> str:
+    return f"Request timed out after {timeout:g} seconds"
+
+
+def protocol_error(route: Route, message: str, status: int) -> ResponseData:
+    """An error answer in the route's protocol: DRUM's `{"message": "ERROR: ..."}` or V2's `{"error": ...}`."""
+    return v2.error(message, status) if route.protocol == "v2" else error_response(message, status)
 
 
 def error_context(exc: BaseException) -> ServingContext:
@@ -179,9 +197,13 @@ class Runtime:
             return await run_route_async(ctx, route, req)
         if route.on_loop:
             return run_route(ctx, route, req)
+        try:
+            timeout = self.timeout_of(req)
+        except BadTimeout as exc:
+            return protocol_error(route, str(exc), 400)
         inline = self.inline
         if inline is None or not inline.candidate(route):
-            return await self._on_executor(ctx, route, req)
+            return await self._on_executor(ctx, route, req, timeout)
         inline.active += 1
         try:
             assert self.admission is not None
@@ -189,7 +211,7 @@ class Runtime:
                 answer = await inline.run(lambda: run_route(ctx, route, req))
                 if answer is not None:
                     return answer
-            return await self._on_executor(ctx, route, req)
+            return await self._on_executor(ctx, route, req, timeout)
         finally:
             inline.active -= 1
 
@@ -199,10 +221,34 @@ class Runtime:
         if early is not None:
             return early
         assert self.ctx is not None
+        if not route.on_loop:
+            try:
+                self.timeout_of(req)  # WSGI cannot stop waiting for a thread: an invalid header is still a 400
+            except BadTimeout as exc:
+                return protocol_error(route, str(exc), 400)
         return run_route(self.ctx, route, req)
 
-    async def _on_executor(self, ctx: ServingContext, route: Route, req: RequestData) -> ResponseData:
-        """Model work: batched or alone, admitted or 503, answered or 504 after the request timeout."""
+    def timeout_of(self, req: RequestData) -> float | None:
+        """Seconds this request may take before its 504: `X-Request-Timeout` (a positive number, at most
+        DRUM_CLIENT_REQUEST_TIMEOUT), else DRUM_CLIENT_REQUEST_TIMEOUT; None: no limit. Raises BadTimeout."""
+        limit = self.request_timeout or None
+        value = req.header(TIMEOUT_HEADER)
+        if value is None:
+            return limit
+        try:
+            seconds = float(value.strip())
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise BadTimeout(f"{TIMEOUT_HEADER} must be a positive number of seconds, not {value!r}")
+        return seconds if limit is None else min(seconds, limit)
+
+    async def _on_executor(
+        self, ctx: ServingContext, route: Route, req: RequestData, timeout: float | None
+    ) -> ResponseData:
+        """Model work: batched or alone, admitted or 503, answered or 504 after `timeout` seconds. Work still
+        queued at its deadline is never run; work that runs past it finishes and its answer is dropped."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         assert self.admission is not None
         batcher = self.batcher
         key = batch_key(route, req) if batcher is not None else None
@@ -215,25 +261,35 @@ class Runtime:
         try:
             if batcher is not None and key is not None:
                 self.admission.acquire()
-                future = batcher.submit(BatchItem(req, key, rows, contextvars.copy_context()))
+                item = BatchItem(req, key, rows, contextvars.copy_context(), deadline=deadline)
+                future = batcher.submit(item)
                 future.add_done_callback(self.admission.release)
             else:
-                job = self.admission.submit(contextvars.copy_context().run, self._run_route, ctx, route, req)
+                job = self.admission.submit(
+                    contextvars.copy_context().run, self._run_route, ctx, route, req, deadline
+                )
                 future = asyncio.wrap_future(job)
         except Busy:
             return error_response(BUSY_TEXT, 503, [("Retry-After", "1")])
-        timeout = self.request_timeout or None
         if timeout is None:
             return await future
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
+            answer = await asyncio.wait_for(asyncio.shield(future), timeout)
         except asyncio.TimeoutError:
-            logger.error("Request %s %s timed out after %ss", req.method, req.path, timeout)
+            answer = None
+        if answer is None:  # past its deadline: still running (its answer will be dropped), or never run
+            logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
             future.add_done_callback(self._close_abandoned_stream)
-            return error_response(f"Request timed out after {timeout:g} seconds", 504)
+            return protocol_error(route, timed_out_text(timeout), 504)
+        return answer
 
-    def _run_route(self, ctx: ServingContext, route: Route, req: RequestData) -> ResponseData:
-        """`run_route` on the executor; a prediction's duration tells the inline policy whether it is fast."""
+    def _run_route(
+        self, ctx: ServingContext, route: Route, req: RequestData, deadline: float | None = None
+    ) -> ResponseData | None:
+        """`run_route` on the executor (None, never run, when the request's deadline passed while it was
+        queued); a prediction's duration tells the inline policy whether it is fast."""
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
         inline = self.inline
         if inline is None or not inline.candidate(route):
             return run_route(ctx, route, req)
@@ -242,7 +298,7 @@ class Runtime:
     def _close_abandoned_stream(self, future: asyncio.Future) -> None:
         """A handler that finished after its request got 504 may have opened a stream (a chat generator):
         close it on the executor (never on the loop)."""
-        if future.cancelled() or future.exception() is not None:
+        if future.cancelled() or future.exception() is not None or future.result() is None:
             return
         close = getattr(getattr(future.result(), "stream", None), "close", None)
         if close is None:
