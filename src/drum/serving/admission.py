@@ -1,8 +1,10 @@
-"""Admission to the prediction executor: at most `capacity` jobs running or queued, else `Busy` (503)."""
+"""Admission to the prediction executor: at most `capacity` jobs running or queued, else `Busy` (503);
+and `TrackedExecutor`, the executor that knows since when each of its threads has been busy."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -59,3 +61,33 @@ class Admission:
     def _changed(self) -> None:
         if self.on_change is not None:
             self.on_change(self._in_flight)
+
+
+class TrackedExecutor(ThreadPoolExecutor):
+    """A thread pool that records when each thread started its current job, so that readiness can tell a
+    wedged model (every thread held by one job for too long) from a busy one."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str = "") -> None:
+        super().__init__(max_workers, thread_name_prefix=thread_name_prefix)
+        self.threads = max_workers
+        self._started: dict[int, float] = {}
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return super().submit(self._tracked, fn, *args, **kwargs)
+
+    def _tracked(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        ident = threading.get_ident()
+        self._started[ident] = time.monotonic()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self._started.pop(ident, None)
+
+    def wedged_for(self, seconds: float) -> bool:
+        """Whether every thread has been running one job for more than `seconds` (0: never)."""
+        if seconds <= 0:
+            return False
+        now = time.monotonic()
+        started = list(self._started.values())
+        return len(started) >= self.threads and all(now - t > seconds for t in started)
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,8 @@ class ServingContext:
     proxy: BackendProxy | None = None
     #: Set by the NIM watchdog when this worker's own /info/ stopped answering: health routes give 513.
     unhealthy: str | None = None
+    #: Set by the runtime: why the model cannot take requests now (a wedged model), else None. V2 readiness.
+    wedged: Callable[[], str | None] | None = None
 
     @property
     def model(self) -> Predictor:

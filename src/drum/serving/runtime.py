@@ -22,7 +22,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from drum.config.server_config import ServerConfig
@@ -31,7 +30,7 @@ from drum.observability import tracing
 from drum.observability.metrics import Metrics
 from drum.observability.stdout_flusher import StdoutFlusher
 from drum.serving import v2
-from drum.serving.admission import Admission, Busy
+from drum.serving.admission import Admission, Busy, TrackedExecutor
 from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
 from drum.serving.dispatch import early_response, run_route, run_route_async
@@ -78,7 +77,7 @@ class Runtime:
         self.server_name = server_name
         self._load = load
         self.ctx: ServingContext | None = None
-        self.executor: ThreadPoolExecutor | None = None
+        self.executor: TrackedExecutor | None = None
         self.admission: Admission | None = None
         self.batcher: Batcher | None = None
         self.inline: InlinePolicy | None = None
@@ -100,11 +99,12 @@ class Runtime:
             # The loop waits at most this long for the GIL while a prediction thread runs Python code
             # (Python's default 5 ms makes every /ping wait behind predictions).
             sys.setswitchinterval(settings.gil_switch_interval_us / 1e6)
-        self.executor = ThreadPoolExecutor(settings.executor_workers, thread_name_prefix="drum-predict")
+        self.executor = TrackedExecutor(settings.executor_workers, thread_name_prefix="drum-predict")
         capacity = settings.executor_workers + settings.max_queue
         self.admission = Admission(self.executor, capacity, self.metrics.set_jobs if self.metrics else None)
         ctx = self.ctx = self._load_model()
         ctx.server_name = self.server_name
+        ctx.wedged = self.wedged
         ctx.metrics = self.metrics
         if getattr(ctx.predictor, "openai_host", None) is not None:  # httpx is imported only for such backends
             from drum.serving.proxy import backend_proxy_for
@@ -227,6 +227,14 @@ class Runtime:
             except BadTimeout as exc:
                 return protocol_error(route, str(exc), 400)
         return run_route(self.ctx, route, req)
+
+    def wedged(self) -> str | None:
+        """Why the model is not ready: every prediction thread held by one request for longer than the
+        request timeout (DRUM_CLIENT_REQUEST_TIMEOUT); None while a thread is free or moving."""
+        executor, limit = self.executor, self.request_timeout
+        if executor is None or not limit or not executor.wedged_for(limit):
+            return None
+        return f"every prediction thread has been busy with one request for more than {limit:g} seconds"
 
     def timeout_of(self, req: RequestData) -> float | None:
         """Seconds this request may take before its 504: `X-Request-Timeout` (a positive number, at most

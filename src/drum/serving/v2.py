@@ -86,12 +86,20 @@ def live(ctx: ServingContext, req: RequestData) -> ResponseData:
     return json_response({"live": True})
 
 
+def _not_ready(ctx: ServingContext) -> str | None:
+    return ctx.wedged() if ctx.wedged is not None else None
+
+
 def ready(ctx: ServingContext, req: RequestData) -> ResponseData:
-    return json_response({"ready": True})
+    """Ready unless the model is wedged (every prediction thread held past the request timeout): then 503."""
+    reason = _not_ready(ctx)
+    return error(f"not ready: {reason}", 503) if reason else json_response({"ready": True})
 
 
 def model_ready(ctx: ServingContext, req: RequestData) -> ResponseData:
-    return json_response({"name": _requested_model(ctx, req), "ready": True})
+    name = _requested_model(ctx, req)
+    reason = _not_ready(ctx)
+    return error(f"not ready: {reason}", 503) if reason else json_response({"name": name, "ready": True})
 
 
 def server_metadata(ctx: ServingContext, req: RequestData) -> ResponseData:
