@@ -137,6 +137,18 @@ class Settings:
         "thread hop is most of a 1-row request's cost. 0 turns it off.",
         minimum=0, maximum=100_000,
     )
+    warmup_input: str | None = setting(
+        "DRUM_WARMUP_INPUT", "path", None,
+        "`drum server`: a file each worker process scores through the normal route (/predict/, "
+        "/transform/ or /predictUnstructured/ by target type) DRUM_WARMUP_REQUESTS times after loading the "
+        "model and before it accepts connections, logging how long it took; a failing warm-up stops the "
+        "server (exit 1) with the model's error.",
+    )
+    warmup_requests: int = setting(
+        "DRUM_WARMUP_REQUESTS", "int", 1,
+        "How many times each worker scores DRUM_WARMUP_INPUT before serving.",
+        minimum=1, maximum=100_000,
+    )
     gil_switch_interval_us: int = setting(
         "DRUM_GIL_SWITCH_INTERVAL_US", "int", 500,
         "FastAPI: Python's thread switch interval in microseconds (sys.setswitchinterval): the longest "

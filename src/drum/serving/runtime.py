@@ -25,6 +25,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from drum.config.server_config import ServerConfig
+from drum.errors import DrumCommonException
+from drum.model import codecs
 from drum.model.target import TargetType
 from drum.observability import tracing
 from drum.observability.metrics import Metrics
@@ -39,7 +41,7 @@ from drum.serving.inline import InlinePolicy, model_eligible
 from drum.serving.malloc import fix_mmap_threshold
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response
-from drum.serving.routes import Route
+from drum.serving.routes import ROUTES, UNSTRUCTURED, Route
 
 if TYPE_CHECKING:
     from drum.serving.watchdog import Watchdog
@@ -123,6 +125,8 @@ class Runtime:
             )
             self.watchdog.start()
         self.batcher = self._batcher(ctx)
+        if settings.warmup_input and ctx.load_error is None:
+            self._warm_up(ctx, settings.warmup_input, settings.warmup_requests)
         if settings.inline_prediction_max_us and self.batcher is None and model_eligible(ctx):
             self.inline = InlinePolicy(settings.inline_prediction_max_us / 1e6)
         self.flusher.start()
@@ -144,6 +148,28 @@ class Runtime:
                 traceback.print_exception(exc)
             logger.error("Model failed to load; serving errors (513) because of --with-error-server: %s", exc)
             return error_context(exc)
+
+    def _warm_up(self, ctx: ServingContext, path: str, times: int) -> None:
+        """Score `path` `times` times through the target type's route on the executor (DRUM_WARMUP_INPUT),
+        before the server accepts connections; a failed request raises (the server does not start)."""
+        assert self.executor is not None
+        routes = {TargetType.TRANSFORM: "transform", TargetType.UNSTRUCTURED: UNSTRUCTURED}
+        name = routes.get(ctx.target_type, "predict")
+        route = next(r for r in ROUTES if r.name == name)
+        with open(path, "rb") as f:
+            body = f.read()
+        mimetype = codecs.TEXT_MTX if path.endswith(".mtx") else ("text/csv" if name != UNSTRUCTURED else None)
+        headers = [("content-type", mimetype)] if mimetype else []
+        started = time.perf_counter()
+        for _ in range(times):
+            req = RequestData("POST", route.path, body, headers)
+            answer = self.executor.submit(contextvars.copy_context().run, run_route, ctx, route, req).result()
+            if answer.status >= 400:
+                raise DrumCommonException(
+                    f"Warm-up with {path} failed ({answer.status}): {answer.body.decode(errors='replace').strip()}"
+                )
+        # printed like DRUM's start-up lines (shown at the default log level)
+        print(f"Warm-up: {times} request(s) with {path} in {(time.perf_counter() - started) * 1000:.1f} ms", flush=True)
 
     def _batcher(self, ctx: ServingContext) -> Batcher | None:
         """The batcher when DRUM_BATCHING_MAX_ROWS is set and the model may be batched (else None, logged)."""
