@@ -36,6 +36,9 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self.memory = Gauge("drum_worker_rss_bytes", "Resident memory of worker processes", multiprocess_mode="livesum")
+        self.abandoned = Counter(
+            "drum_requests_abandoned_total", "Requests whose client disconnected before their answer", ["stage"]
+        )
         self._memory_at = 0.0
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -47,6 +50,10 @@ class Metrics:
 
             self.memory.set(psutil.Process().memory_info().rss)
             self._memory_at = now
+
+    def count_abandoned(self, stage: str) -> None:
+        """`stage`: "queued" (never scored) or "running" (its result dropped)."""
+        self.abandoned.labels(stage).inc()
 
     def set_jobs(self, count: int) -> None:
         self.jobs.set(count)

@@ -66,6 +66,8 @@ class Batcher:
             rows += entry[0].rows
             batch.append(entry)
         self._queued_rows -= rows
+        for item, _ in batch:
+            item.taken = True
         return batch
 
     def _start(self, batch: list[tuple[BatchItem, asyncio.Future]]) -> None:

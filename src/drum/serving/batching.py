@@ -143,8 +143,11 @@ class BatchItem:
     response: ResponseData | None = None
     #: `time.monotonic()` after which the request is not scored any more (its client got 504).
     deadline: float | None = None
-    #: Set when the batch found the deadline passed (the request's answer is then None).
+    #: Set when the batch found the deadline passed or the client gone (the request's answer is then None).
     expired: bool = False
+    #: Set by the batcher when a batch takes the request; by the runtime when its client left.
+    taken: bool = False
+    abandoned: bool = False
 
 
 @dataclass
@@ -173,8 +176,8 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
     groups: dict[tuple, list[_Prepared]] = {}
     for item in items:
         is_v2 = item.key[0] == V2_KEY
-        if item.deadline is not None and time.monotonic() >= item.deadline:
-            item.expired = True  # its client is answered 504: never scored
+        if item.abandoned or (item.deadline is not None and time.monotonic() >= item.deadline):
+            item.expired = True  # its client left or got 504: never scored
             continue
         try:
             prepared = item.context.run(_prepare_v2 if is_v2 else _prepare, ctx, item)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -89,6 +89,8 @@ class RequestData:
     #: The body as it arrives (async chunks), for routes that stream it on (the backend proxy); then
     #: `body` is empty.
     body_stream: AsyncIterator[bytes] | None = None
+    #: Awaits the client's disconnect (set by event-loop servers; None where it cannot be told).
+    disconnected: Callable[[], Awaitable[None]] | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()

@@ -22,6 +22,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from drum.config.server_config import ServerConfig
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("drum.server")
 BUSY_TEXT = "Server is busy: every prediction thread and queue place is taken. Retry later."
+#: The status logged for a request whose client left before its answer (nginx's "client closed request").
+CLIENT_CLOSED = 499
 #: A client's deadline for its request, in seconds (capped by DRUM_CLIENT_REQUEST_TIMEOUT).
 TIMEOUT_HEADER = "X-Request-Timeout"
 
@@ -292,6 +295,8 @@ class Runtime:
             rows = estimated_rows(req, batcher.max_rows, key)
             if rows > batcher.max_rows:  # a batch of its own anyway: served as without batching
                 key = None
+        item: BatchItem | None = None
+        job = None
         try:
             if batcher is not None and key is not None:
                 self.admission.acquire()
@@ -305,17 +310,38 @@ class Runtime:
                 future = asyncio.wrap_future(job)
         except Busy:
             return error_response(BUSY_TEXT, 503, [("Retry-After", "1")])
-        if timeout is None:
+        if timeout is None and req.disconnected is None:
             return await future
+        gone = asyncio.ensure_future(req.disconnected()) if req.disconnected is not None else None
         try:
-            answer = await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            answer = None
-        if answer is None:  # past its deadline: still running (its answer will be dropped), or never run
-            logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
-            future.add_done_callback(self._close_abandoned_stream)
-            return protocol_error(route, timed_out_text(timeout), 504)
-        return answer
+            done, _ = await asyncio.wait([f for f in (future, gone) if f is not None], timeout=timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        finally:
+            if gone is not None and not gone.done():
+                gone.cancel()
+        if future in done and future.result() is not None:
+            return future.result()
+        future.add_done_callback(self._close_abandoned_stream)
+        if future not in done and gone is not None and gone in done:
+            return self._abandoned(req, job, item)
+        # past its deadline: still running (its answer will be dropped), or never run
+        logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
+        return protocol_error(route, timed_out_text(timeout or 0), 504)
+
+    def _abandoned(self, req: RequestData, job: Future | None, item: BatchItem | None) -> ResponseData:
+        """The client left before its answer: work not started is never run (its thread goes to the next
+        request); work running finishes and its result is dropped. Logged as 499, counted in /metrics."""
+        if job is not None:
+            queued = job.cancel()
+        else:
+            assert item is not None
+            queued = not item.taken
+            item.abandoned = True
+        if self.metrics is not None:
+            self.metrics.count_abandoned("queued" if queued else "running")
+        logger.info("Client left before the answer to %s %s (%s)", req.method, req.path,
+                    "never scored" if queued else "its result is dropped")  # fmt: skip
+        return error_response("Client closed the request", CLIENT_CLOSED)
 
     def _run_route(
         self, ctx: ServingContext, route: Route, req: RequestData, deadline: float | None = None

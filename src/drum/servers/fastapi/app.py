@@ -13,6 +13,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -57,7 +58,14 @@ async def request_data(route: Route, scope: Scope, receive: Receive) -> RequestD
         query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
         path_params=dict(scope.get("path_params") or {}),
         body_stream=Request(scope, receive).stream() if streamed else None,
+        disconnected=None if streamed else partial(wait_for_disconnect, receive),
     )
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    """Return when the client disconnects (the body was read whole: `receive` has nothing else to give)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def to_response(data: ResponseData, executor: Executor | None = None) -> Response:
