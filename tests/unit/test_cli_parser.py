@@ -107,6 +107,8 @@ for _flag, _commands in FLAGS.items():
         _commands.add(RAY_SERVE)
 FLAGS.update({"--num-replicas": {RAY_SERVE}, "--autoscaling": {RAY_SERVE}, "--ray-address": {RAY_SERVE, SCORE},
               "--ray-batch-rows": {SCORE}})  # fmt: skip
+#: drum's own development flag (issue 25, docs/deployment.md): `drum server --reload`.
+FLAGS["--reload"] = {SERVER}
 
 # Environment variables that could leak into parsing from the developer's shell.
 _ENV_NAMES = (

@@ -452,6 +452,16 @@ def _add_production(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_reload(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reload",
+        action="store_true",
+        default=False,
+        help="Development (not in DRUM): restart the server when a file in the code dir changes (FastAPI, one "
+        "worker; watchfiles, as uvicorn --reload). Not with --max-workers > 1 or --production.",
+    )
+
+
 def _add_max_workers(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-workers",
@@ -780,6 +790,7 @@ def _build(environ: Mapping[str, str]) -> tuple[argparse.ArgumentParser, Parsers
     for _, parser in on(SERVER, PERF_TEST):
         _add_max_workers(parser)
     _add_with_error_server(p[SERVER])
+    _add_reload(p[SERVER])
     _add_with_error_server(p[RAY_SERVE])
     _add_ray_serve_only(p[RAY_SERVE])
     _add_ray_score(p[SCORE])

@@ -145,6 +145,17 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     server = select_server(config.settings, config.code_dir)
     check_available(options)  # --monitor without datarobot-mlops: one clear error before any worker starts
     argv = argv if argv is not None else sys.argv[1:]
+    if getattr(options, "reload", False):
+        problem = None
+        if config.workers > 1:
+            problem = "--max-workers > 1 (reload restarts one worker)"
+        elif getattr(options, "production", False):
+            problem = "--production"
+        elif server != "fastapi":
+            problem = f"the {server} backend (reload needs FastAPI: DRUM_SERVER_TYPE=fastapi)"
+        if problem is not None:
+            print(f"ERROR: --reload is for development and cannot be used with {problem}", file=sys.stderr)
+            return 2
     if server != "fastapi":
         return _run_flask(server, options, config, argv)
     from drum.servers.fastapi.extensions import check_flask_extension
@@ -159,10 +170,13 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
 
 def _serve_fastapi(options: argparse.Namespace, config: ServerConfig, argv: list[str]) -> int:
     from drum.servers.fastapi.extensions import load_fastapi_extension
-    from drum.servers.fastapi.run import serve, serve_workers
+    from drum.servers.fastapi.run import serve, serve_reload, serve_workers
 
     if config.settings.metrics_enabled:
         prepare_multiprocess_dir()  # before any worker starts, so all of them share it
+    if getattr(options, "reload", False):
+        serve_reload(WORKER_FACTORY, config, {ARGV_ENV: json.dumps([a for a in argv if a != "--reload"])})
+        return 0
     if config.workers > 1:
         load_fastapi_extension(config.code_dir)  # a broken extension fails here, once, before workers start
         result = serve_workers(WORKER_FACTORY, config, {ARGV_ENV: json.dumps(argv)})

@@ -28,7 +28,7 @@ logger = logging.getLogger("drum.server")
 UVICORN_LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
-__all__ = ["STARTUP_FAILURE", "ServeResult", "serve", "serve_workers"]
+__all__ = ["STARTUP_FAILURE", "ServeResult", "serve", "serve_reload", "serve_workers"]
 
 
 @dataclass
@@ -122,3 +122,23 @@ def serve_workers(factory: str, config: ServerConfig, environ: dict[str, str]) -
     supervisor.run()
     failed = sum(1 for p in supervisor.processes if p.exitcode == STARTUP_FAILURE)
     return ServeResult(True, failed)
+
+
+#: Files of a code dir whose change restarts a `--reload` server (compiled Python is never watched).
+RELOAD_PATTERNS = ["*.py", "*.R", "*.r", "*.pkl", "*.joblib", "*.yaml", "*.yml", "*.json", "*.onnx", "*.pth",
+                   "*.h5", "*.jar", "*.mojo", "*.txt", "*.csv"]  # fmt: skip
+
+
+def serve_reload(factory: str, config: ServerConfig, environ: dict[str, str]) -> ServeResult:
+    """`drum server --reload`: one worker process, started again by uvicorn's watchfiles supervisor whenever
+    a file of the code dir changes; `config` and `environ` reach it as in `serve_workers`."""
+    from uvicorn.supervisors import ChangeReload
+
+    os.environ.update({**environ, CONFIG_ENV: config.to_json()})
+    uv_config = uvicorn_config(
+        factory, config, factory=True, reload=True, reload_dirs=[config.code_dir], reload_includes=RELOAD_PATTERNS
+    )
+    server = uvicorn.Server(uv_config)
+    ChangeReload(uv_config, target=server.run, sockets=[uv_config.bind_socket()]).run()
+    return ServeResult(True)
+
