@@ -312,17 +312,31 @@ class Runtime:
             return error_response(BUSY_TEXT, 503, [("Retry-After", "1")])
         if timeout is None and req.disconnected is None:
             return await future
-        gone = asyncio.ensure_future(req.disconnected()) if req.disconnected is not None else None
+        # wake on the answer, the client's disconnect or the deadline, whichever comes first (callbacks, not
+        # asyncio.wait: this is every queued request's path). The disconnect watcher is not cancelled: it
+        # ends by itself once the response is complete (receive() then says so).
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        future.add_done_callback(wake)
+        gone = None
+        if req.disconnected is not None:
+            gone = asyncio.ensure_future(req.disconnected())
+            gone.add_done_callback(wake)
+        timer = loop.call_later(timeout, wake) if timeout is not None else None
         try:
-            done, _ = await asyncio.wait([f for f in (future, gone) if f is not None], timeout=timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+            await waiter
         finally:
-            if gone is not None and not gone.done():
-                gone.cancel()
-        if future in done and future.result() is not None:
+            if timer is not None:
+                timer.cancel()
+        if future.done() and (future.cancelled() or future.exception() is not None or future.result() is not None):
             return future.result()
         future.add_done_callback(self._close_abandoned_stream)
-        if future not in done and gone is not None and gone in done:
+        if not future.done() and gone is not None and gone.done():
             return self._abandoned(req, job, item)
         # past its deadline: still running (its answer will be dropped), or never run
         logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
