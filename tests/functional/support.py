@@ -248,3 +248,27 @@ def parse_multipart(response: requests.Response) -> dict[str, tuple[bytes, dict[
 
 def dumps(obj: object) -> str:
     return json.dumps(obj)
+
+
+#: A model that records which requests it scored (the first column's value, in $CALLS_FILE) and sleeps
+#: for the second column's seconds: requests queue behind it (deadlines, abandoned requests).
+SLEEPING_MODEL = {
+    "custom.py": """
+        import os
+        import time
+
+        import pandas as pd
+
+
+        def load_model(code_dir):
+            return "model"
+
+
+        def score(data, model, **kwargs):
+            with open(os.environ["CALLS_FILE"], "a") as f:
+                f.write(f"{int(data.iloc[0, 0])}\\n")
+            time.sleep(float(data.iloc[0, 1]))
+            return pd.DataFrame({"Predictions": data.iloc[:, 0] * 1.0})
+    """,
+}
+

@@ -9,27 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+from tests.functional.support import SLEEPING_MODEL as SLOW
 from tests.functional.support import ours_only
-
-SLOW = {
-    "custom.py": """
-        import os
-        import time
-
-        import pandas as pd
-
-
-        def load_model(code_dir):
-            return "model"
-
-
-        def score(data, model, **kwargs):
-            with open(os.environ["CALLS_FILE"], "a") as f:
-                f.write(f"{int(data.iloc[0, 0])}\\n")
-            time.sleep(0.5)
-            return pd.DataFrame({"Predictions": data.iloc[:, 0] * 1.0})
-    """,
-}
 
 
 def _impatient(url: str, marker: int) -> None:
@@ -37,7 +18,7 @@ def _impatient(url: str, marker: int) -> None:
     parsed = urlparse(url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=0.2)
     try:
-        conn.request("POST", "/predict/", body=f"a\n{marker}\n", headers={"Content-Type": "text/csv"})
+        conn.request("POST", "/predict/", body=f"a,b\n{marker},0.5\n", headers={"Content-Type": "text/csv"})
         conn.getresponse().read()
     except TimeoutError:
         pass
@@ -52,7 +33,7 @@ def test_requests_whose_clients_left_are_not_scored(drum_server, model_dir, tmp_
     server = drum_server(model_dir(SLOW), "--target-type", "regression", env=env)
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(lambda i: _impatient(server.url, i), range(20)))
-    answer = server.post("/predict/", data="a\n100\n", headers={"Content-Type": "text/csv"})
+    answer = server.post("/predict/", data="a,b\n100,0\n", headers={"Content-Type": "text/csv"})
     assert answer.json() == {"predictions": [100.0]}
     scored = [int(x) for x in calls.read_text().split()]
     abandoned_scored = [m for m in scored if m < 100]

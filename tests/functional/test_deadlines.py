@@ -14,27 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.functional.support import SLEEPING_MODEL as SLOW
 from tests.functional.support import ours_only
-
-SLOW = {
-    "custom.py": """
-        import os
-        import time
-
-        import pandas as pd
-
-
-        def load_model(code_dir):
-            return "model"
-
-
-        def score(data, model, **kwargs):
-            with open(os.environ["CALLS_FILE"], "a") as f:
-                f.write(f"{int(data.iloc[0, 0])}\\n")
-            time.sleep(float(data.iloc[0, 1]))
-            return pd.DataFrame({"Predictions": data.iloc[:, 0] * 1.0})
-    """,
-}
 
 
 def _post(url: str, marker: int, sleep: float, timeout: str | None = None, path: str = "/predict/"):

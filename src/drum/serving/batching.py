@@ -32,6 +32,7 @@ from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
 from drum.model.predictor import PredictionInput, Predictor, PredictResponse
 from drum.model.target import TargetType
 from drum.serving import handlers, v2
+from drum.serving.dispatch import exception_response
 from drum.serving.errors import response_for_exception
 from drum.serving.handlers import ServingContext
 from drum.serving.request import RequestData
@@ -167,7 +168,7 @@ class _Prepared:
 
     def error(self, exc: BaseException) -> ResponseData:
         """This request's error answer, in its protocol's format."""
-        return v2.response_for_exception(exc) if self.v2 is not None else response_for_exception(exc)
+        return exception_response("v2" if self.v2 is not None else "drum", exc)
 
 
 def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
@@ -182,8 +183,7 @@ def run_batch(ctx: ServingContext, items: Sequence[BatchItem]) -> None:
         try:
             prepared = item.context.run(_prepare_v2 if is_v2 else _prepare, ctx, item)
         except BaseException as exc:  # noqa: BLE001 - this request fails alone
-            error = v2.response_for_exception if is_v2 else response_for_exception
-            item.response = item.context.run(error, exc)
+            item.response = item.context.run(exception_response, "v2" if is_v2 else "drum", exc)
             continue
         data = prepared.data
         if isinstance(data, PlainTable):

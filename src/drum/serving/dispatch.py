@@ -17,6 +17,16 @@ from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import Route
 
 
+def exception_response(protocol: str, exc: BaseException) -> ResponseData:
+    """A failure answered in the route's protocol: DRUM's error response, or V2's `{"error": ...}`."""
+    return v2.response_for_exception(exc) if protocol == "v2" else response_for_exception(exc)
+
+
+def protocol_error(protocol: str, message: str, status: int) -> ResponseData:
+    """An error answer in the route's protocol: DRUM's `{"message": "ERROR: ..."}` or V2's `{"error": ...}`."""
+    return v2.error(message, status) if protocol == "v2" else error_response(message, status)
+
+
 def early_response(ctx: ServingContext | None, route: Route, method: str, path: str) -> ResponseData | None:
     """The answer that needs no request body: OPTIONS, not loaded yet, or the error server's 513/404."""
     if method == "OPTIONS":
@@ -48,7 +58,7 @@ def run_route(ctx: ServingContext, route: Route, req: RequestData) -> ResponseDa
                 result.stream = tracing.stream_with_span(span, result.stream)
             return result
     except BaseException as exc:  # noqa: BLE001 - every failure becomes DRUM's error response
-        return v2.response_for_exception(exc) if route.protocol == "v2" else response_for_exception(exc)
+        return exception_response(route.protocol, exc)
     finally:
         if route.timed:
             ctx.times.add(time.perf_counter() - started)

@@ -32,11 +32,10 @@ from drum.model.target import TargetType
 from drum.observability import tracing
 from drum.observability.metrics import Metrics
 from drum.observability.stdout_flusher import StdoutFlusher
-from drum.serving import v2
 from drum.serving.admission import Admission, Busy, TrackedExecutor
 from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
-from drum.serving.dispatch import early_response, run_route, run_route_async
+from drum.serving.dispatch import early_response, protocol_error, run_route, run_route_async
 from drum.serving.handlers import ServingContext
 from drum.serving.inline import InlinePolicy, model_eligible
 from drum.serving.malloc import fix_mmap_threshold
@@ -61,11 +60,6 @@ class BadTimeout(ValueError):
 
 def timed_out_text(timeout: float) -> str:
     return f"Request timed out after {timeout:g} seconds"
-
-
-def protocol_error(route: Route, message: str, status: int) -> ResponseData:
-    """An error answer in the route's protocol: DRUM's `{"message": "ERROR: ..."}` or V2's `{"error": ...}`."""
-    return v2.error(message, status) if route.protocol == "v2" else error_response(message, status)
 
 
 def error_context(exc: BaseException) -> ServingContext:
@@ -161,7 +155,7 @@ class Runtime:
         route = next(r for r in ROUTES if r.name == name)
         with open(path, "rb") as f:
             body = f.read()
-        mimetype = codecs.TEXT_MTX if path.endswith(".mtx") else ("text/csv" if name != UNSTRUCTURED else None)
+        mimetype = codecs.mimetype_from_filename(path) or ("text/csv" if name != UNSTRUCTURED else None)
         headers = [("content-type", mimetype)] if mimetype else []
         started = time.perf_counter()
         for _ in range(times):
@@ -229,7 +223,7 @@ class Runtime:
         try:
             timeout = self.timeout_of(req)
         except BadTimeout as exc:
-            return protocol_error(route, str(exc), 400)
+            return protocol_error(route.protocol, str(exc), 400)
         inline = self.inline
         if inline is None or not inline.candidate(route):
             return await self._on_executor(ctx, route, req, timeout)
@@ -254,7 +248,7 @@ class Runtime:
             try:
                 self.timeout_of(req)  # WSGI cannot stop waiting for a thread: an invalid header is still a 400
             except BadTimeout as exc:
-                return protocol_error(route, str(exc), 400)
+                return protocol_error(route.protocol, str(exc), 400)
         return run_route(self.ctx, route, req)
 
     def wedged(self) -> str | None:
@@ -333,14 +327,16 @@ class Runtime:
         finally:
             if timer is not None:
                 timer.cancel()
-        if future.done() and (future.cancelled() or future.exception() is not None or future.result() is not None):
-            return future.result()
+        if future.done():
+            answer = future.result()  # the job's failure is raised, as when awaited
+            if answer is not None:
+                return answer
         future.add_done_callback(self._close_abandoned_stream)
         if not future.done() and gone is not None and gone.done():
             return self._abandoned(req, job, item)
         # past its deadline: still running (its answer will be dropped), or never run
         logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
-        return protocol_error(route, timed_out_text(timeout or 0), 504)
+        return protocol_error(route.protocol, timed_out_text(timeout or 0), 504)
 
     def _abandoned(self, req: RequestData, job: Future | None, item: BatchItem | None) -> ResponseData:
         """The client left before its answer: work not started is never run (its thread goes to the next
