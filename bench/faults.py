@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,6 +299,7 @@ class SlowlorisResult:
     slow_open: int  # slow connections still open when the normal client was done
     timed_out: int  # slow connections answered 408 by DRUM_REQUEST_READ_TIMEOUT
     slow: int
+    answers: dict[bytes, int] = field(default_factory=dict)  # what the slow connections got, by first bytes
 
     @property
     def ratio(self) -> float:
@@ -328,14 +330,20 @@ def slowloris_drill(
             for i, sock in enumerate(slow):
                 if i in answers:
                     continue
-                try:
-                    sock.sendall(head[position % len(head) : position % len(head) + 1])
-                    data = sock.recv(4096)
-                    answers[i] = data  # answered (408) or closed (b"")
+                try:  # read before writing: a byte sent after the server closed would be answered by a reset
+                    answers[i] = sock.recv(4096)  # answered (408) or closed (b"")
+                    continue
                 except BlockingIOError:
                     pass
-                except OSError:
-                    answers[i] = b""
+                except OSError as error:
+                    answers[i] = repr(error).encode()
+                    continue
+                try:
+                    sock.sendall(head[position % len(head) : position % len(head) + 1])
+                except BlockingIOError:
+                    pass
+                except OSError as error:
+                    answers[i] = repr(error).encode()
             position += 1
             stop.wait(1.0)
 
@@ -351,8 +359,11 @@ def slowloris_drill(
         time.sleep(2)
         loaded, statuses = _sequential(server.url, requests_n)
         slow_open = connections - len(answers)
-        if hold_s:
+        if hold_s:  # then wait until every slow connection is answered, a while longer at most
             time.sleep(hold_s)
+            deadline = time.monotonic() + 10
+            while len(answers) < connections and time.monotonic() < deadline:
+                time.sleep(0.2)
         stop.set()
         dripper.join(5)
     finally:
@@ -362,6 +373,7 @@ def slowloris_drill(
     return SlowlorisResult(
         idle_p99_ms=_p99(idle) * 1000, loaded_p99_ms=_p99(loaded) * 1000, statuses=statuses, slow_open=slow_open,
         timed_out=sum(1 for a in answers.values() if a.startswith(b"HTTP/1.1 408")), slow=connections,
+        answers=dict(Counter(a[:40] for a in answers.values())),
     )  # fmt: skip
 
 
