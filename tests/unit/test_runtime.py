@@ -102,6 +102,26 @@ def test_a_full_executor_and_queue_answer_503_while_health_answers_on_the_loop(m
     serve(runtime, scenario)
 
 
+def test_a_full_executor_answers_a_v2_request_503_in_the_protocols_error_form(model_dir):
+    runtime = make_runtime(loader(model_dir), executor_workers=1, max_queue=0)
+    tensor = {"inputs": [{"name": "a", "shape": [1, 1], "datatype": "FP64", "data": [1.0]}]}
+
+    async def scenario(client: httpx.AsyncClient) -> None:
+        blocked = asyncio.ensure_future(client.post("/predict/", content=b"wait\n1\n", headers=CSV))
+        while runtime.admission is None or runtime.admission.in_flight == 0:
+            await asyncio.sleep(0.001)
+        infer = f"/v2/models/{model_dir.name}/infer"
+        busy = await client.post(infer, json=tensor)
+        assert busy.status_code == 503
+        assert busy.json() == {"error": BUSY_TEXT}
+        assert busy.headers["Retry-After"] == "1"
+        gate_of(runtime).set()
+        await blocked
+        assert (await client.post(infer, json=tensor)).status_code == 200
+
+    serve(runtime, scenario)
+
+
 def test_a_request_over_the_timeout_answers_504_and_its_slot_is_held_until_the_model_returns(model_dir):
     runtime = make_runtime(loader(model_dir), executor_workers=1, max_queue=0)
 

@@ -303,7 +303,9 @@ class Runtime:
                 )
                 future = asyncio.wrap_future(job)
         except Busy:
-            return error_response(BUSY_TEXT, 503, [("Retry-After", "1")])
+            busy = protocol_error(route.protocol, BUSY_TEXT, 503)
+            busy.headers.append(("Retry-After", "1"))
+            return busy
         if timeout is None and req.disconnected is None:
             return await future
         # wake on the answer, the client's disconnect or the deadline, whichever comes first (callbacks, not
