@@ -7,6 +7,7 @@ import base64
 import logging
 import os
 import re
+import sys
 import time
 
 import httpx
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from drum.observability.access_log import (
     ACCESS_LOG_FORMAT,
     ACCESS_LOGGER_NAME,
+    AccessLog,
     AccessLogMiddleware,
     format_access_line,
     format_time,
@@ -290,3 +292,42 @@ def test_utc_example_matches_the_documented_line(utc):
     )
     assert line == expected
     assert os.environ["TZ"] == "UTC"
+
+
+def test_lines_of_one_loop_turn_go_out_in_one_write_and_a_users_handler_sees_records(monkeypatch):
+    """While `drum.access` is as drum set it up, the lines of one turn of the event loop are one write to
+    stdout (with the same text); a handler the user adds gets every line as a record instead."""
+    log = AccessLog()
+    monkeypatch.setattr(log.logger, "handlers", [log.handler])  # as drum sets it up (pytest adds its own)
+    writes: list[str] = []
+
+    class Stdout:
+        def write(self, text: str) -> None:
+            writes.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    scope = {"type": "http", "method": "GET", "path": "/x", "headers": [], "client": ("c", 1)}
+
+    async def turn() -> None:
+        for status in (200, 404, 500):
+            log.log(scope, status, 3)
+        assert writes == []  # not yet: at the next turn of the loop
+        await asyncio.sleep(0)
+
+    asyncio.run(turn())
+    assert len(writes) == 1
+    lines = writes[0].splitlines()
+    assert [LINE.match(line)["s"] for line in lines] == ["200", "404", "500"]
+    assert lines[0] == format_access_line(scope, 200, 3)
+
+    recorder = Recorder()
+    logger = logging.getLogger(ACCESS_LOGGER_NAME)
+    logger.addHandler(recorder)
+    try:
+        log.log(scope, 201, 0)
+    finally:
+        logger.removeHandler(recorder)
+    assert [record.getMessage() for record in recorder.records] == [format_access_line(scope, 201, 0)]

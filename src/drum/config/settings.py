@@ -232,6 +232,13 @@ class Settings:
         "Serve the Open Inference Protocol's REST routes (/v2/health/*, /v2/models/{name}[/ready|/infer]) "
         "beside DRUM's (docs/usage.md).",
     )
+    fast_routes: bool = setting(
+        "DRUM_FASTAPI_FAST_ROUTES", "bool", True,
+        "FastAPI: answer DRUM's own routes in one ASGI layer that does what DRUM's middleware, Starlette's "
+        "router and the route do, in the same order (about a third less time per small request), while "
+        "nothing else wraps them: no middleware from custom_fastapi.py, no CORS, no OpenAPI docs. Other "
+        "paths always take the whole stack. false: every request takes the whole stack.",
+    )
     enable_docs: bool = setting(
         "DRUM_FASTAPI_ENABLE_DOCS", "bool", False,
         "Serve Swagger UI at /docs and the OpenAPI description at /openapi.json.",

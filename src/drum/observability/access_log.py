@@ -11,6 +11,8 @@ uvicorn's own access log must be off (it logs at response start and knows neithe
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import base64
 import binascii
 import logging
@@ -49,16 +51,26 @@ def access_logger() -> logging.Logger:
     return logger
 
 
+_last_time: tuple[tuple[int, int, int], str] = ((-1, 0, 0), "")
+
+
 def format_time(timestamp: float | None = None) -> str:
     """`[23/Nov/2026:13:33:08 +0000]` in local time (gunicorn's `%(t)s`, month names not localised)."""
-    now = time.localtime(timestamp)
+    global _last_time
+    second = int(time.time() if timestamp is None else timestamp)
+    key = (second, time.timezone, time.altzone)  # the zone too: it changes with TZ and tzset()
+    if _last_time[0] == key:  # one string per second
+        return _last_time[1]
+    now = time.localtime(second)
     offset = now.tm_gmtoff or 0
     sign = "-" if offset < 0 else "+"
     hours, minutes = divmod(abs(offset) // 60, 60)
-    return (
+    text = (
         f"[{now.tm_mday:02d}/{_MONTHS[now.tm_mon - 1]}/{now.tm_year}:"
         f"{now.tm_hour:02d}:{now.tm_min:02d}:{now.tm_sec:02d} {sign}{hours:02d}{minutes:02d}]"
     )
+    _last_time = (key, text)
+    return text
 
 
 def _basic_auth_user(value: str | None) -> str | None:
@@ -99,6 +111,57 @@ def format_access_line(scope: Scope, status: int, sent: int | None, timestamp: f
     return ACCESS_LOG_FORMAT % atoms
 
 
+class AccessLog:
+    """Writes access lines through `drum.access`; while that logger is as `access_logger` set it up (one
+    plain stdout handler, no filters, INFO enabled), the lines of one turn of the event loop go to stdout
+    in one write instead (the same text, a logging record per line is most of a line's cost). A logging
+    configuration of the user's (handlers, filters, formatters, levels) sees every line as a record."""
+
+    def __init__(self) -> None:
+        self.logger = access_logger()
+        self.handler = next(h for h in self.logger.handlers if isinstance(h, _StdoutHandler))
+        self.pending: list[str] = []
+        atexit.register(self.flush)  # lines of a loop that stopped before its next turn
+
+    def _plain(self) -> bool:
+        logger, handler = self.logger, self.handler
+        formatter = handler.formatter
+        return (
+            logger.handlers == [handler] and not logger.filters and not handler.filters
+            and handler.level <= logging.INFO and logger.isEnabledFor(logging.INFO)
+            and type(formatter) is logging.Formatter and formatter._fmt == "%(message)s"
+        )  # fmt: skip
+
+    def log(self, scope: Scope, status: int, sent: int | None) -> None:
+        """The line of a request answered with `status` and `sent` body bytes (None: none sent)."""
+        try:
+            line = format_access_line(scope, status, sent)
+            if not self._plain():
+                self.logger.info(line)
+                return
+            if not self.pending:
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                except RuntimeError:  # no event loop: now
+                    self.pending.append(line)
+                    self.flush()
+                    return
+            self.pending.append(line)
+        except Exception:  # noqa: BLE001 - logging must never break a response
+            logging.getLogger("drum.server").debug("Could not write the access log line", exc_info=True)
+
+    def flush(self) -> None:
+        lines, self.pending = self.pending, []
+        if not lines:
+            return
+        try:
+            stream = sys.stdout
+            stream.write("\n".join(lines) + "\n")
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            logging.getLogger("drum.server").debug("Could not write the access log lines", exc_info=True)
+
+
 class AccessLogMiddleware:
     """Pure ASGI: after each HTTP response, one gunicorn-format line through the `drum.access` logger.
 
@@ -109,10 +172,10 @@ class AccessLogMiddleware:
     def __init__(self, app: ASGIApp, enabled: bool = True) -> None:
         self.app = app
         self.enabled = enabled
-        self.logger = access_logger() if enabled else None
+        self.log = AccessLog() if enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.logger is None:
+        if scope["type"] != "http" or self.log is None:
             await self.app(scope, receive, send)
             return
         status: int | None = None
@@ -130,10 +193,4 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_counting)
         finally:
-            try:
-                if status is None:
-                    self.logger.info(format_access_line(scope, 500, None))
-                else:
-                    self.logger.info(format_access_line(scope, status, sent))
-            except Exception:  # noqa: BLE001 - logging must never break a response
-                logging.getLogger("drum.server").debug("Could not write the access log line", exc_info=True)
+            self.log.log(scope, 500 if status is None else status, None if status is None else sent)

@@ -2,8 +2,9 @@
 
 The whole app is built before it serves (routes, middleware, the user's `custom_fastapi.py`); the
 lifespan only starts and stops the runtime. Each route is a small ASGI app that turns the request
-into `RequestData` (`request_data`, the one place that does) and sends back what `Runtime.respond`
-answers; no FastAPI request or response objects on the hot path.
+into `RequestData` (`adapters.request_data`, the one place that does) and sends back what
+`Runtime.respond` answers; no FastAPI request or response objects on the hot path. While nothing wraps
+DRUM's routes, `fastpath.FastRoutes` answers them in one layer in front of the whole stack.
 """
 
 from __future__ import annotations
@@ -11,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import Executor
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
@@ -24,64 +23,22 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 from starlette.routing import Route as StarletteRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from drum.observability.access_log import AccessLogMiddleware
 from drum.observability.metrics import MetricsMiddleware
 from drum.observability.stdout_flusher import StdoutFlusherMiddleware
+from drum.servers.fastapi.adapters import request_data, send_answer, to_response
+from drum.servers.fastapi.fastpath import FastRoutes
 from drum.servers.fastapi.middleware import (
     BodyLimitMiddleware,
     BodyPrefetchMiddleware,
     RequestIdMiddleware,
-    read_body,
-    send_data,
 )
 from drum.servers.fastapi.protocol import configure_whole_bodies
-from drum.servers.fastapi.streaming import ClosingStreamingResponse, iterate_off_loop
 from drum.serving import http
-from drum.serving.request import QueryParams, RequestData
-from drum.serving.response import ResponseData
 from drum.serving.routes import STREAMED_PREFIXES, Route, active_routes, full_paths
-from drum.serving.runtime import Runtime
-
-
-async def request_data(route: Route, scope: Scope, receive: Receive) -> RequestData:
-    """The `RequestData` of an ASGI request: its body read whole (replayed by `BodyPrefetchMiddleware`),
-    or, for routes that stream it on and were not prefetched, handed on as it arrives."""
-    streamed = route.stream_request and "body" not in (scope.get("state") or {})
-    body = b"" if streamed else (await read_body(receive) or b"")
-    return RequestData(
-        method=scope["method"],
-        path=scope["path"],
-        body=body,
-        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
-        query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
-        path_params=dict(scope.get("path_params") or {}),
-        body_stream=Request(scope, receive).stream() if streamed else None,
-        disconnected=None if streamed else partial(wait_for_disconnect, receive),
-    )
-
-
-async def wait_for_disconnect(receive: Receive) -> None:
-    """Return when the client disconnects (the body was read whole: `receive` has nothing else to give)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-def to_response(data: ResponseData, executor: Executor | None = None) -> Response:
-    """The Starlette response for `data`; a sync stream is iterated on `executor`, never on the loop."""
-    headers = dict(data.headers)
-    body: AsyncIterator[bytes] | None = data.astream
-    if data.stream is not None:
-        assert executor is not None, "a streamed response needs the executor to iterate on"
-        body = iterate_off_loop(data.stream, executor)
-    if body is not None:
-        response: Response = ClosingStreamingResponse(body, status_code=data.status, headers=headers)
-    else:
-        response = Response(data.body, status_code=data.status, headers=headers)
-    if data.content_type is not None:
-        response.headers["content-type"] = data.content_type
-    return response
+from drum.serving.runtime import CLIENT_CLOSED, Runtime
 
 
 class RouteApp:
@@ -92,11 +49,9 @@ class RouteApp:
         self.route = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        data = await self.runtime.respond(self.route, await request_data(self.route, scope, receive))
-        if data.stream is not None or data.astream is not None:
-            await to_response(data, self.runtime.executor)(scope, receive, send)
-        else:
-            await send_data(data, send)
+        req = await request_data(self.route, scope, receive)
+        if req is not None:
+            await send_answer(await self.runtime.respond(self.route, req), self.runtime, scope, receive, send)
 
 
 class _RouteWithScope(StarletteRoute):
@@ -137,8 +92,10 @@ def _endpoint(runtime: Runtime, route: Route) -> Callable[[Request], Any]:
     """A FastAPI endpoint for the route (used with DRUM_FASTAPI_ENABLE_DOCS, so it is in the OpenAPI schema)."""
 
     async def endpoint(request: Request) -> Response:
-        data = await runtime.respond(route, await request_data(route, request.scope, request.receive))
-        return to_response(data, runtime.executor)
+        req = await request_data(route, request.scope, request.receive)
+        if req is None:  # the client left before its body arrived (BodyPrefetchMiddleware answered nothing)
+            return Response(status_code=CLIENT_CLOSED)
+        return to_response(await runtime.respond(route, req), runtime.executor)
 
     endpoint.__name__ = route.name
     return endpoint
@@ -164,6 +121,17 @@ def middleware_stack(runtime: Runtime, user: list[Middleware]) -> list[Middlewar
             Middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"], allow_headers=["*"])
         )
     return stack
+
+
+class DrumApp(FastAPI):
+    """FastAPI with `fast` (a `FastRoutes` factory) as the outermost layer when set: DRUM's own routes are
+    then answered in one layer, everything else by the whole middleware stack."""
+
+    fast: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.fast is None else self.fast(stack)
 
 
 def create_app(
@@ -192,7 +160,7 @@ def create_app(
             runtime.stop()
 
     docs = config.settings.enable_docs
-    app = FastAPI(
+    app = DrumApp(
         title="drum",
         lifespan=lifespan,
         docs_url="/docs" if docs else None,
@@ -201,6 +169,8 @@ def create_app(
         **_native_telemetry_off(),
     )
     app.state.drum = runtime
+    ours: list[StarletteRoute] = []  # DRUM's router entries (without docs), each with its route
+    served_routes: dict[int, Route] = {}
     for route in active_routes(config.settings.v2_protocol):
         for path in full_paths(route, config.url_prefix):
             methods = list(route.allowed_methods())
@@ -212,12 +182,18 @@ def create_app(
                     app.add_api_route(path, endpoint, methods=[method], name=route.name, include_in_schema=schema,
                                       openapi_extra=extra)  # fmt: skip
             else:
-                served = RouteApp(runtime, route)
-                app.router.routes.append(_RouteWithScope(path, served, methods=methods, name=route.name))
+                entry = _RouteWithScope(path, RouteApp(runtime, route), methods=methods, name=route.name)
+                app.router.routes.append(entry)
+                ours.append(entry)
+                served_routes[id(entry)] = route
     app.add_exception_handler(StarletteHTTPException, _http_exception)
     if extend is not None:
         extend(app)  # may add middleware (app.user_middleware), routes, exception handlers
-    app.user_middleware = middleware_stack(runtime, list(app.user_middleware))
+    user = list(app.user_middleware)
+    app.user_middleware = middleware_stack(runtime, user)
+    unwrapped = not user and not config.cors_origins and app.router.routes[: len(ours)] == ours
+    if ours and unwrapped and config.settings.fast_routes:
+        app.fast = partial(FastRoutes, runtime=runtime, entries=ours, routes=served_routes)
     return app
 
 

@@ -155,14 +155,16 @@ class LazyFiles(Mapping):
         return len(self.uploads)
 
 
-async def read_body(receive: Receive) -> bytes | None:
-    """The whole request body (None when the client disconnected first). A body of several chunks
-    is gathered in a BytesIO, whose buffer becomes the result without a copy: a large body is
-    held once, never twice (chunks plus their join)."""
+async def read_body(receive: Receive, limit: int = 0) -> bytes | None:
+    """The whole request body (None when the client disconnected first; BodyTooLarge past `limit` bytes,
+    0: no limit). A body of several chunks is gathered in a BytesIO, whose buffer becomes the result
+    without a copy: a large body is held once, never twice (chunks plus their join)."""
     message = await receive()
     if message["type"] == "http.disconnect":
         return None
     first = message.get("body", b"")
+    if limit and len(first) > limit:
+        raise BodyTooLarge()
     if not message.get("more_body", False):
         return first
     buffer = io.BytesIO()
@@ -173,6 +175,8 @@ async def read_body(receive: Receive) -> bytes | None:
         if message["type"] == "http.disconnect":
             return None
         buffer.write(message.get("body", b""))
+        if limit and buffer.tell() > limit:
+            raise BodyTooLarge()
         if not message.get("more_body", False):
             return buffer.getvalue()
 
