@@ -235,6 +235,7 @@ if HttpToolsProtocol is not None:
         read_timeout: float = 0
         _read_timer: Any = None
         _body_since_arm = 0
+        _renewed_at = 0.0  # loop time of the body's last renewal of the timer (0: none since it was armed)
         #: Bytes of a request's target and headers allowed (0: no limit); more is a 431.
         max_head: int = 0
         _head_size = 0
@@ -246,6 +247,7 @@ if HttpToolsProtocol is not None:
         def _arm_read_timer(self) -> None:
             self._cancel_read_timer()
             self._body_since_arm = 0
+            self._renewed_at = 0.0
             if self.read_timeout:
                 self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
 
@@ -256,6 +258,12 @@ if HttpToolsProtocol is not None:
 
         def _read_timed_out(self) -> None:
             self._read_timer = None
+            if self._renewed_at:  # the body moved on since the timer was set: its deadline moved with it
+                remaining = self._renewed_at + self.read_timeout - self.loop.time()
+                self._renewed_at = 0.0
+                if remaining > 0:
+                    self._read_timer = self.loop.call_later(remaining, self._read_timed_out)
+                    return
             if self.transport.is_closing():
                 return
             if self.flow.read_paused or self._queued is not None:  # we stopped reading, not the client
@@ -370,7 +378,8 @@ if HttpToolsProtocol is not None:
             if self._read_timer is not None:
                 self._body_since_arm += len(body)
                 if self._body_since_arm >= READ_TIMEOUT_MIN_BYTES:  # a drip of bytes does not renew it
-                    self._arm_read_timer()
+                    self._body_since_arm = 0  # renewed: the timer, when it fires, sets itself again
+                    self._renewed_at = self.loop.time()
             buffer = self._whole
             if buffer is None or self.cycle is not self._whole_cycle:
                 super().on_body(body)
