@@ -384,6 +384,17 @@ class Predictor:
     # --- unstructured, chat, models ----------------------------------------------------------------
 
     def predict_unstructured(self, data: str | bytes, **kwargs: Any) -> tuple[Any, dict | None]:
+        """`score_unstructured`'s (value, kwargs), value str, bytes or None (DRUM's check and errors)."""
+        return self._score_unstructured(data, kwargs, streams=False)
+
+    def stream_unstructured(self, data: str | bytes, **kwargs: Any) -> tuple[Any, dict | None]:
+        """As `predict_unstructured`, where the value may also be an iterator of str/bytes chunks, which the
+        HTTP servers stream (drum's extension); predictors of other languages answer as they do."""
+        if type(self).predict_unstructured is not Predictor.predict_unstructured:
+            return self.predict_unstructured(data, **kwargs)
+        return self._score_unstructured(data, kwargs, streams=True)
+
+    def _score_unstructured(self, data: str | bytes, kwargs: dict[str, Any], streams: bool) -> tuple[Any, dict | None]:
         hook = self.hooks.get("score_unstructured")
         if hook is None:
             raise TypeError("'NoneType' object is not callable")
@@ -398,6 +409,8 @@ class Predictor:
                 f"length = {len(pair)}"
             )
         value, extra = pair
+        if streams and isinstance(value, Iterator) and isinstance(extra, (dict, type(None))):
+            return value, extra
         if not isinstance(value, (bytes, str, type(None))) or not isinstance(extra, (dict, type(None))):
             if single:
                 raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from drum.observability.stats import RequestTimes
 from drum.serving.errors import UNSUPPORTED_JSON_TEXT, BadRequest, HTTPError
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response, json_response
-from drum.streams import ClosingIterator
+from drum.streams import ClosingIterator, close_all
 
 if TYPE_CHECKING:
     from drum.serving.proxy import BackendProxy
@@ -196,10 +197,42 @@ def predict_unstructured(ctx: ServingContext, req: RequestData) -> ResponseData:
         kwargs["charset"] = charset
     kwargs["query"] = req.query
     kwargs["headers"] = dict(req.headers_dict())  # DRUM passes a plain dict here
-    value, extra = ctx.model.predict_unstructured(data, **kwargs)
+    value, extra = ctx.model.stream_unstructured(data, **kwargs)
+    if isinstance(value, Iterator):
+        return _unstructured_stream(value, extra)
     body, out_mimetype, out_charset = codecs.encode_unstructured(value, extra)
     content_type = out_mimetype if out_charset is None else f"{out_mimetype}; charset={out_charset}"
     return ResponseData(200, body or b"", content_type)
+
+
+def _unstructured_stream(chunks: Iterator[Any], extra: dict | None) -> ResponseData:
+    """A hook's iterator of str/bytes chunks, streamed (drum's extension: DRUM takes only str/bytes). The
+    first chunk is made here, on the prediction thread (its failure is the request's error), and sets the
+    content type as a single value would; closing the stream (client gone) closes the hook's iterator."""
+    end = object()
+    try:
+        first = next(chunks, end)
+    except BaseException:
+        close_all(chunks)
+        raise
+    if first is end:
+        _, mimetype, charset = codecs.encode_unstructured(None, extra)
+        return ResponseData(200, b"", mimetype if charset is None else f"{mimetype}; charset={charset}")
+    _, mimetype, charset = codecs.encode_unstructured(_chunk_type_check(first), extra)
+
+    def encoded() -> Iterator[bytes]:
+        for chunk in itertools.chain((first,), chunks):
+            chunk = _chunk_type_check(chunk)
+            yield chunk.encode(charset or codecs.DEFAULT_CHARSET) if isinstance(chunk, str) else bytes(chunk)
+
+    content_type = mimetype if charset is None else f"{mimetype}; charset={charset}"
+    return ResponseData(200, b"", content_type, stream=ClosingIterator(encoded(), chunks))
+
+
+def _chunk_type_check(chunk: Any) -> str | bytes:
+    if not isinstance(chunk, (str, bytes, bytearray, memoryview)):
+        raise ValueError(f"In unstructured mode a streamed chunk can be of type str/bytes, but received {type(chunk)}")
+    return chunk
 
 
 # --- chat and models -----------------------------------------------------------------------------
