@@ -173,3 +173,33 @@ def test_anything_that_wraps_drums_routes_turns_the_fast_path_off(model_dir):
         runtime = make_runtime(loader(model_dir), **settings)
         app = create_app(runtime, extend)
         assert isinstance(app.build_middleware_stack(), FastRoutes) is fast, (settings, extend)
+
+
+def test_a_failure_inside_drum_answers_500_as_starlettes_error_middleware_does(model_dir):
+    """A bug that escapes the runtime: the same plain 500 (from outside DRUM's middleware: no DRUM headers),
+    the same metrics, and the error raised on to the server (which logs it)."""
+    results = []
+    for fast in (True, False):
+        runtime = make_runtime(loader(model_dir), fast_routes=fast)
+        runtime.metrics = Observed()  # type: ignore[assignment]
+        app = create_app(runtime)
+
+        async def broken(route: object, req: object) -> None:
+            raise RuntimeError("a bug")
+
+        runtime.respond = broken  # type: ignore[method-assign]
+
+        async def main(app: FastAPI = app) -> tuple:
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://drum") as client:
+                response = await client.post("/predict/", content=b"a\n1\n", headers=CSV)
+            headers = {k: v for k, v in response.headers.items() if k.lower() != "x_request_id"}
+            return response.status_code, response.content, headers, "x_request_id" in response.headers
+
+        runtime.start()
+        try:
+            results.append((asyncio.run(main()), list(runtime.metrics)))
+        finally:
+            runtime.stop()
+    assert results[0] == results[1]
+    assert results[0][0][:2] == (500, b"Internal Server Error")

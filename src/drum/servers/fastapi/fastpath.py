@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 
 
+SERVER_ERROR_BODY = b"Internal Server Error"
+SERVER_ERROR_HEADERS = [(b"content-length", b"21"), (b"content-type", b"text/plain; charset=utf-8")]
+
+
 @dataclass(frozen=True)
 class FastRoute:
     route: Route
@@ -118,6 +122,11 @@ class FastRoutes:
                 return
             counted = True  # MetricsMiddleware, inside the two above, sees the request from here
             await send_answer(await runtime.respond(fast.route, req), runtime, scope, receive, answer)
+        except Exception:
+            if status is None:  # Starlette's ServerErrorMiddleware, outside DRUM's: a plain 500, then the error
+                await send({"type": "http.response.start", "status": 500, "headers": SERVER_ERROR_HEADERS})
+                await send({"type": "http.response.body", "body": SERVER_ERROR_BODY})
+            raise
         finally:
             request_id_var.reset(token)
             seconds = time.perf_counter() - started
