@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -110,3 +111,26 @@ def test_models_with_hooks_never_run_inline(drum_server, recording_model, tmp_pa
     for i in range(50):
         _predict(server.url, i)
     assert all(t.startswith("drum-predict") for t in _threads(threads_file))
+
+
+@ours_only
+def test_with_batching_a_lone_request_runs_inline_and_overlapping_ones_are_batched(
+    drum_server, recording_model, tmp_path
+):
+    threads_file = tmp_path / "threads.txt"
+    env = {"THREADS_FILE": str(threads_file), "DRUM_INLINE_PREDICTION_MAX_US": LIMIT_US,
+           "DRUM_BATCHING_MAX_ROWS": "64", "DRUM_BATCHING_MAX_WAIT_MS": "50"}  # fmt: skip
+    server = drum_server(recording_model, "--target-type", "regression", env=env)
+    answers = [_predict(server.url, i / 10) for i in range(40)]  # one at a time: batches of one, then inline
+    np.testing.assert_allclose(answers, [i / 10 + 2 + 6 for i in range(40)], rtol=1e-6)
+    threads = _threads(threads_file)
+    assert threads[0].startswith("drum-predict"), threads[:3]
+    assert threads[-1] == "MainThread", threads[-5:]
+    # 16 at once overlap: batched on a prediction thread, in fewer model calls than requests
+    before = len(_threads(threads_file))
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: _predict(server.url, i), range(16)))
+    np.testing.assert_allclose(answers, [i + 8 for i in range(16)], rtol=1e-6)
+    calls = _threads(threads_file)[before:]
+    assert any(t.startswith("drum-predict") for t in calls), calls
+    assert len(calls) < 16, calls

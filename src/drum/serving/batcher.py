@@ -1,11 +1,15 @@
 """Adaptive batching, the event-loop half: queue prediction requests, hand them to the executor in
 batches, wake each request with its own answer.
 
-"Batch what accumulated while the previous batch ran": a request that finds a free executor thread
-and nothing else running is dispatched at once (no waiting for company that may never come). While
-a batch runs, new requests queue; when it ends, everything queued (up to `max_rows` rows) goes as
-the next batch. With several executor threads, a free thread takes queued requests early only once
-they hold `max_rows` rows or the oldest has waited `max_wait` seconds.
+"Batch what accumulated while the previous batch ran": requests are dispatched at the end of the turn of
+the event loop that queued them (every request that arrived in that turn goes in one batch; no waiting
+for company that may never come). While a batch runs, new requests queue; when it ends, everything
+queued (up to `max_rows` rows) goes as the next batch. With several executor threads, a free thread takes
+queued requests early only once they hold `max_rows` rows or the oldest has waited `max_wait` seconds.
+
+A batch of one request of a model the inline policy allows (`inline`: a plain scikit-learn/XGBoost
+artifact whose last batches cost at most DRUM_INLINE_PREDICTION_MAX_US per request, a small body, nothing
+else running) is answered on the event loop: at low load batching then costs no thread hop.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from drum.serving.batching import BatchItem, run_batch
 from drum.serving.handlers import ServingContext
+from drum.serving.inline import MAX_BODY, STREAK, InlinePolicy
 
 
 class Batcher:
@@ -34,6 +39,9 @@ class Batcher:
         self._running = 0
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._soon = False  # a dispatch is scheduled for the end of this turn of the loop
+        #: Set by the runtime for models whose lone small requests may run on the event loop.
+        self.inline: InlinePolicy | None = None
 
     def submit(self, item: BatchItem) -> asyncio.Future:
         """Queue a request; the future resolves to its `ResponseData` (or fails if the batch job died)."""
@@ -41,8 +49,14 @@ class Batcher:
         future = loop.create_future()
         self._queue.append((item, future))
         self._queued_rows += item.rows
-        self._dispatch()
+        if not self._soon:
+            self._soon = True
+            loop.call_soon(self._dispatch_soon)
         return future
+
+    def _dispatch_soon(self) -> None:
+        self._soon = False
+        self._dispatch()
 
     def _dispatch(self) -> None:
         while self._queue and self._running < self.threads:
@@ -70,12 +84,24 @@ class Batcher:
             item.taken = True
         return batch
 
+    def _inline(self, batch: list[tuple[BatchItem, asyncio.Future]]) -> bool:
+        """Whether `batch` is answered on the event loop (see the module docstring)."""
+        policy = self.inline
+        if policy is None or len(batch) != 1 or self._running or policy.fast < STREAK:
+            return False
+        req = batch[0][0].req
+        return len(req.body) <= MAX_BODY and not req.is_form
+
     def _start(self, batch: list[tuple[BatchItem, asyncio.Future]]) -> None:
+        if self._inline(batch):
+            self._run([batch[0][0]])  # run_batch enters the request's context itself
+            self._answer(batch, None)
+            return
         self._running += 1
         items = [item for item, _ in batch]
         loop = self._loop
         try:
-            job = self.executor.submit(contextvars.copy_context().run, run_batch, self.ctx, items)
+            job = self.executor.submit(contextvars.copy_context().run, self._run, items)
         except BaseException as exc:  # noqa: BLE001 - executor shut down
             self._running -= 1
             for _, future in batch:
@@ -84,9 +110,25 @@ class Batcher:
             return
         job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._finished, batch, done))
 
+    def _run(self, items: list[BatchItem]) -> None:
+        """`run_batch`, its CPU and wall time per request told to the inline policy."""
+        policy = self.inline
+        if policy is None:
+            run_batch(self.ctx, items)
+            return
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            run_batch(self.ctx, items)
+        finally:
+            policy.record((time.thread_time() - cpu) / len(items), (time.perf_counter() - wall) / len(items))
+
     def _finished(self, batch: list[tuple[BatchItem, asyncio.Future]], job: Future) -> None:
         self._running -= 1
         error = RuntimeError("the batch was cancelled (the server is stopping)") if job.cancelled() else job.exception()
+        self._answer(batch, error)
+        self._dispatch()
+
+    def _answer(self, batch: list[tuple[BatchItem, asyncio.Future]], error: BaseException | None) -> None:
         for item, future in batch:
             if future.done():
                 continue
@@ -96,7 +138,6 @@ class Batcher:
                 future.set_exception(error or RuntimeError("batch ended without an answer"))
             else:
                 future.set_result(item.response)
-        self._dispatch()
 
     @property
     def queued(self) -> int:

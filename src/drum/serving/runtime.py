@@ -124,8 +124,12 @@ class Runtime:
         self.batcher = self._batcher(ctx)
         if settings.warmup_input and ctx.load_error is None:
             self._warm_up(ctx, settings.warmup_input, settings.warmup_requests)
-        if settings.inline_prediction_max_us and self.batcher is None and model_eligible(ctx):
-            self.inline = InlinePolicy(settings.inline_prediction_max_us / 1e6)
+        if settings.inline_prediction_max_us and model_eligible(ctx):
+            policy = InlinePolicy(settings.inline_prediction_max_us / 1e6)
+            if self.batcher is None:
+                self.inline = policy
+            else:  # batching: only a batch of one runs on the loop (Batcher._inline)
+                self.batcher.inline = policy
         self.flusher.start()
         # Everything loaded so far (libraries, the model) lives as long as the server: out of the
         # collector's sight, a full collection walks only what requests made (~35 ms -> ~1 ms with
