@@ -133,8 +133,8 @@ class Settings:
         "FastAPI: small structured predictions (/predict/, V2 /infer; bodies up to 64 KiB) of a scikit-learn "
         "or XGBoost artifact without per-request hooks run on the event loop instead of a prediction "
         "thread, once the last 32 predictions each took at most this many microseconds, and only while no "
-        "other prediction runs; one slower call sends the next ones back to the threads. Skipping the "
-        "thread hop is most of a 1-row request's cost. 0 turns it off.",
+        "other prediction runs (with adaptive batching: only a batch of one); one slower call sends the next "
+        "ones back to the threads. Skipping the thread hop is most of a 1-row request's cost. 0 turns it off.",
         minimum=0, maximum=100_000,
     )
     warmup_input: str | None = setting(
