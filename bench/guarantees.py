@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.servers import SCRUBBED, SCRUBBED_PREFIXES, RssSampler, dist_version, free_port, known_servers
+from bench.servers import RssSampler, dist_version, free_port, known_servers, launch, log_tail, server_env, stop_group
 
 MODEL = "guarantee"  # drum's code dir name (its V2 name) and the peers' model name
 V2_INFER = f"/v2/models/{MODEL}/infer"
@@ -239,19 +239,11 @@ class Server:
         self.log_path = work / f"{target.key}.log"
         for name, text in setup.files.items():
             (work / name).write_text(text)
-        home = work / "home"
-        home.mkdir(exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith(SCRUBBED_PREFIXES)}
-        env.update({"PYTHONUNBUFFERED": "1", "HOME": str(home), "GUAR_COUNT_FILE": str(self.count_file)})
+        env = server_env(work / "home", GUAR_COUNT_FILE=str(self.count_file))
         env.update({k: v.replace("{work}", str(work)) for k, v in setup.model_env.items()})
         env.update({k: v.replace("{work}", str(work)) for k, v in setup.server_env.get(target.key, {}).items()})
         argv, cwd = self._command(setup.concurrency, env)
-        with open(self.log_path, "wb") as log:
-            log.write(("$ " + shlex.join(argv) + "\n").encode())
-            log.flush()
-            t0 = time.perf_counter()
-            self.proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.proc, t0 = launch(argv, cwd, env, self.log_path)
         _RUNNING.add(self)
         self.startup_s: float | None = None
         self.error = ""
@@ -298,10 +290,7 @@ class Server:
         return self.startup_s is not None
 
     def log_tail(self, n: int = 2000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return log_tail(self.log_path, n)
 
     # -- requests in this server's protocol
 
@@ -340,14 +329,7 @@ class Server:
 
     def stop(self, grace_s: float = 5.0) -> None:
         """SIGTERM the process group, then SIGKILL what is left."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=grace_s)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=grace_s)
+        stop_group(self.proc, grace_s)
         _RUNNING.discard(self)
 
 

@@ -303,6 +303,44 @@ def server_command(spec: ServerSpec, kind: ModelKind, code_dir: Path, work: Path
     raise ValueError(f"unknown launcher {spec.launcher!r}")
 
 
+def server_env(home: Path, **extra: str) -> dict[str, str]:
+    """This environment without what would change a server's behaviour (SCRUBBED), unbuffered, `home` as
+    HOME, plus `extra`."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith(SCRUBBED_PREFIXES)}
+    env.update({"PYTHONUNBUFFERED": "1", "HOME": str(home), **extra})
+    return env
+
+
+def launch(argv: list[str], cwd: Path, env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen, float]:
+    """Start `argv` in its own process group, its output (after the command line) in `log_path`; the
+    process and its start time (perf_counter)."""
+    with open(log_path, "wb") as log:
+        log.write(("$ " + shlex.join(argv) + "\n").encode())
+        log.flush()
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    return proc, started
+
+
+def stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM the process group of `proc`, then SIGKILL whatever is left of it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace_s)
+
+
+def log_tail(log_path: Path, n: int = 2000) -> str:
+    """The last `n` bytes of a log file, as text ("" when it cannot be read)."""
+    try:
+        return log_path.read_bytes()[-n:].decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 class RunningServer:
     """A started server: port, start-up time, RSS sampler, log file."""
 
@@ -310,17 +348,9 @@ class RunningServer:
                  array_model: Path | None = None):  # fmt: skip
         self.spec, self.kind, self.port = spec, kind, free_port()
         self.log_path = work / f"{spec.name}-{kind.name}.log"
-        home = work / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if k not in SCRUBBED and not k.startswith(SCRUBBED_PREFIXES)}
-        env.update({"PYTHONUNBUFFERED": "1", "HOME": str(home), "MAX_WORKERS": "1", **dict(kind.env), **spec.env})
+        env = server_env(work / "home", MAX_WORKERS="1", **dict(kind.env), **spec.env)
         argv, cwd = server_command(spec, kind, code_dir, work, self.port, array_model)
-        with open(self.log_path, "wb") as log:
-            log.write(("$ " + shlex.join(argv) + "\n").encode())
-            log.flush()
-            t0 = time.perf_counter()
-            self.proc = subprocess.Popen(argv, cwd=str(cwd), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.proc, t0 = launch(argv, cwd, env, self.log_path)
         self.startup_s: float | None = None
         deadline = t0 + start_timeout_s
         while time.perf_counter() < deadline and self.proc.poll() is None:
@@ -336,19 +366,9 @@ class RunningServer:
         return self.startup_s is not None
 
     def log_tail(self, n: int = 2000) -> str:
-        try:
-            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return log_tail(self.log_path, n)
 
     def stop(self, grace_s: float = 10.0) -> None:
         """SIGTERM the server's process group, then SIGKILL whatever is left of it."""
         self.sampler.stop()
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=grace_s)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=grace_s)
+        stop_group(self.proc, grace_s)
