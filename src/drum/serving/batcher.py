@@ -112,15 +112,10 @@ class Batcher:
 
     def _run(self, items: list[BatchItem]) -> None:
         """`run_batch`, its CPU and wall time per request told to the inline policy."""
-        policy = self.inline
-        if policy is None:
+        if self.inline is None:
             run_batch(self.ctx, items)
-            return
-        cpu, wall = time.thread_time(), time.perf_counter()
-        try:
-            run_batch(self.ctx, items)
-        finally:
-            policy.record((time.thread_time() - cpu) / len(items), (time.perf_counter() - wall) / len(items))
+        else:
+            self.inline.timed(lambda: run_batch(self.ctx, items), len(items))
 
     def _finished(self, batch: list[tuple[BatchItem, asyncio.Future]], job: Future) -> None:
         self._running -= 1

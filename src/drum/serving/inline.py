@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from drum.model.predictor import Predictor
 from drum.serving import handlers, v2
@@ -39,6 +40,8 @@ from drum.serving.handlers import ServingContext
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData
 from drum.serving.routes import Route
+
+T = TypeVar("T")
 
 #: Largest request body answered on the event loop (about 300 rows of 10 numbers).
 MAX_BODY = 65536
@@ -125,10 +128,10 @@ class InlinePolicy:
         fast = cpu_seconds <= self.max_seconds and wall_seconds <= self.max_seconds * WALL_FACTOR
         self.fast = self.fast + 1 if fast else 0
 
-    def timed(self, run: Callable[[], ResponseData]) -> ResponseData:
-        """`run()`, its CPU and wall time recorded."""
+    def timed(self, run: Callable[[], T], requests: int = 1) -> T:
+        """`run()`, its CPU and wall time per request (of `requests`) recorded."""
         cpu, wall = time.thread_time(), time.perf_counter()
         try:
             return run()
         finally:
-            self.record(time.thread_time() - cpu, time.perf_counter() - wall)
+            self.record((time.thread_time() - cpu) / requests, (time.perf_counter() - wall) / requests)

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from drum.observability.access_log import AccessLog
 from drum.observability.logging import request_id_var
 from drum.servers.fastapi.adapters import request_data, send_answer
-from drum.servers.fastapi.middleware import BodyTooLarge, header, send_data
+from drum.servers.fastapi.middleware import BodyTooLarge, drum_header_bytes, header, send_data, too_large
 from drum.serving import http
 from drum.serving.routes import Route
 from drum.serving.runtime import Runtime
@@ -90,7 +90,7 @@ class FastRoutes:
         incoming = header(scope, b"x-request-id")  # RequestIdMiddleware
         request_id = http.request_id(incoming.decode("latin-1") if incoming else None)
         token = request_id_var.set(request_id)
-        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.drum_headers(request_id)]
+        extra = drum_header_bytes(request_id)
         started = time.perf_counter()
         status: int | None = None
         sent = 0
@@ -108,7 +108,7 @@ class FastRoutes:
 
         try:
             limit = self.limit  # BodyLimitMiddleware
-            if limit and http.exceeds(limit, http.content_length(header(scope, b"content-length"))):
+            if limit and too_large(scope, limit):
                 await send_data(http.body_too_large(limit), answer)
                 return
             if path_params:

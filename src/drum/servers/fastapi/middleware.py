@@ -34,6 +34,16 @@ async def send_data(data: ResponseData, send: Send) -> None:
     await send({"type": "http.response.body", "body": data.body})
 
 
+def drum_header_bytes(request_id: str) -> list[tuple[bytes, bytes]]:
+    """The headers DRUM adds to every answer (`http.drum_headers`), as ASGI header pairs."""
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.drum_headers(request_id)]
+
+
+def too_large(scope: Scope, limit: int) -> bool:
+    """Whether the request's Content-Length says its body is over `limit` bytes (0: no limit)."""
+    return http.exceeds(limit, http.content_length(header(scope, b"content-length")))
+
+
 def raw_headers(data: ResponseData) -> list[tuple[bytes, bytes]]:
     """The header list Starlette's `Response` would send for `data`, built directly."""
     headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in data.headers]
@@ -63,7 +73,7 @@ class RequestIdMiddleware:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         status = 0
-        extra = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.drum_headers(request_id)]
+        extra = drum_header_bytes(request_id)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -97,7 +107,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or not self.limit:
             await self.app(scope, receive, send)
             return
-        if http.exceeds(self.limit, http.content_length(header(scope, b"content-length"))):
+        if too_large(scope, self.limit):
             await send_data(http.body_too_large(self.limit), send)
             return
         received = 0
