@@ -35,6 +35,8 @@ class RecordingRidge(Ridge):
             started = time.thread_time()
             while time.thread_time() - started < 0.2:  # 200 ms of CPU
                 pass
+        if len(X) > 5000:  # a big request waits (no CPU): it holds its prediction thread
+            time.sleep(1.0)
         return super().predict(X)
 '''
 LIMIT_US = "50000"  # 50 ms: a 1-row Ridge is far below it even on a busy machine; the slow call takes 200 ms
@@ -89,6 +91,31 @@ def test_fast_predictions_move_to_the_event_loop_and_back_after_a_slow_one(drum_
     _predict(server.url, 1)
     threads = _threads(threads_file)
     assert threads[-2] == "MainThread" and threads[-1].startswith("drum-predict"), threads[-4:]
+
+
+@ours_only
+def test_small_predictions_run_inline_while_a_big_one_holds_a_prediction_thread(
+    drum_server, recording_model, tmp_path
+):
+    threads_file = tmp_path / "threads.txt"
+    env = {"THREADS_FILE": str(threads_file), "DRUM_INLINE_PREDICTION_MAX_US": LIMIT_US}
+    server = drum_server(recording_model, "--target-type", "regression", env=env)
+    for i in range(40):
+        _predict(server.url, i)
+    assert _threads(threads_file)[-1] == "MainThread"
+    big = "a,b,c\n" + "1,1,2\n" * 12000  # over the inline body limit: a prediction thread's
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(requests.post, server.url + "/predict/", data=big,
+                           headers={"Content-Type": "text/csv"}, timeout=30)  # fmt: skip
+        deadline = time.monotonic() + 20
+        while len(_threads(threads_file)) < 41 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _threads(threads_file)[-1].startswith("drum-predict")  # the big one is running
+        answers = [_predict(server.url, i) for i in range(5)]
+        during = _threads(threads_file)[41:]
+        assert held.result().status_code == 200
+    np.testing.assert_allclose(answers, [i + 8 for i in range(5)], rtol=1e-6)
+    assert during == ["MainThread"] * 5, during  # not queued behind it on the executor
 
 
 @ours_only

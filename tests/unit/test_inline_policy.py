@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
+import pytest
+
 from drum.serving import inline
-from drum.serving.inline import STREAK, WALL_FACTOR, InlinePolicy
+from drum.serving.inline import STREAK, WALL_FACTOR, DeadlinePassed, InlinePolicy
 from drum.serving.request import RequestData
+from drum.serving.response import ResponseData
 from drum.serving.routes import active_routes
 
 ROUTES = {r.name: r for r in active_routes(True)}
@@ -19,10 +25,10 @@ def _fast(policy: InlinePolicy, n: int = STREAK) -> None:
 def test_a_streak_of_fast_predictions_is_needed():
     policy = InlinePolicy(0.001)
     _fast(policy, STREAK - 1)
-    assert not policy.allows(ROUTES["predict"], SMALL, 0)
+    assert not policy.allows(ROUTES["predict"], SMALL)
     _fast(policy, 1)
-    assert policy.allows(ROUTES["predict"], SMALL, 0)
-    assert policy.allows(ROUTES["v2_infer"], RequestData("POST", "/v2/models/m/infer", b"{}"), 0)
+    assert policy.allows(ROUTES["predict"], SMALL)
+    assert policy.allows(ROUTES["v2_infer"], RequestData("POST", "/v2/models/m/infer", b"{}"))
 
 
 def test_one_slow_prediction_ends_the_streak():
@@ -30,29 +36,21 @@ def test_one_slow_prediction_ends_the_streak():
         policy = InlinePolicy(0.001)
         _fast(policy)
         policy.record(cpu, wall)
-        assert not policy.allows(ROUTES["predict"], SMALL, 0)
+        assert not policy.allows(ROUTES["predict"], SMALL)
 
 
-def test_only_small_predictions_when_nothing_else_runs():
+def test_only_small_structured_predictions():
     policy = InlinePolicy(0.001)
     _fast(policy)
-    assert not policy.allows(ROUTES["predict"], SMALL, 1)  # never ahead of executor work
-    policy.active = inline.MAX_ACTIVE + 1  # heavy load: the executor's thread yields the GIL to the loop
-    assert not policy.allows(ROUTES["predict"], SMALL, 0)
-    policy.active = 1
     big = RequestData("POST", "/predict/", b"x" * (inline.MAX_BODY + 1), [("content-type", "text/csv")])
-    assert not policy.allows(ROUTES["predict"], big, 0)
-    assert not policy.allows(ROUTES["transform"], SMALL, 0)
-    assert not policy.allows(ROUTES["predict_unstructured"], SMALL, 0)
+    assert not policy.allows(ROUTES["predict"], big)
+    assert not policy.allows(ROUTES["transform"], SMALL)
+    assert not policy.allows(ROUTES["predict_unstructured"], SMALL)
 
 
 def test_each_turn_of_the_loop_runs_at_most_its_budget_of_inline_predictions():
-    import asyncio
-    import time
-
-    from drum.serving.response import ResponseData
-
     policy = InlinePolicy(1.0)
+    _fast(policy)
     turns: list[int] = []
 
     def slow() -> ResponseData:  # longer than a turn's budget
@@ -72,17 +70,67 @@ def test_each_turn_of_the_loop_runs_at_most_its_budget_of_inline_predictions():
     assert len(set(turns)) == 3  # one per turn: the others waited for a later one
 
 
-def test_too_many_waiting_requests_go_to_the_executor():
-    import asyncio
+def _spent(policy: InlinePolicy, queued: int = 0) -> None:
+    """This turn's budget spent, `queued` requests waiting already."""
+    policy.used = inline.ITERATION_BUDGET
+    policy._turn_scheduled = True  # no new turn comes: the test drives _next_turn itself
+    for _ in range(queued):
+        policy.queue.append((lambda: None, None, asyncio.Future()))  # type: ignore[arg-type]
 
+
+def test_too_many_waiting_requests_go_to_the_executor():
     policy = InlinePolicy(1.0)
-    policy.used = inline.ITERATION_BUDGET  # this turn's budget is spent
-    policy.deferred = inline.MAX_DEFERRED
 
     async def main():
-        return await policy.run(lambda: None)  # type: ignore[arg-type,return-value]
+        _spent(policy, inline.MAX_QUEUED)
+        return await policy.run(lambda: ResponseData(200))
 
     assert asyncio.run(main()) is None
+
+
+def test_a_queued_request_past_its_deadline_is_never_run():
+    policy = InlinePolicy(1.0)
+    _fast(policy)
+    ran: list[str] = []
+
+    async def main():
+        _spent(policy)
+        late = asyncio.ensure_future(policy.run(lambda: ran.append("late") or ResponseData(200), time.monotonic()))
+        on_time = asyncio.ensure_future(policy.run(lambda: ran.append("on time") or ResponseData(200), None))
+        await asyncio.sleep(0)  # both queued
+        policy._next_turn()
+        with pytest.raises(DeadlinePassed):
+            await late
+        return await on_time
+
+    assert asyncio.run(main()).status == 200
+    assert ran == ["on time"]
+
+
+def test_queued_requests_go_to_the_executor_once_a_slow_call_ends_the_streak():
+    policy = InlinePolicy(0.001)
+    _fast(policy)
+    ran: list[str] = []
+
+    def slow() -> ResponseData:
+        ran.append("slow")
+        policy.record(0.5, 0.5)  # what timed() records for a slow call
+        return ResponseData(200)
+
+    async def main():
+        _spent(policy)
+        first = asyncio.ensure_future(policy.run(slow))
+        second = asyncio.ensure_future(policy.run(lambda: ran.append("second") or ResponseData(200)))
+        cancelled = asyncio.ensure_future(policy.run(lambda: ran.append("cancelled") or ResponseData(200)))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        policy.used = 0.0
+        policy._next_turn()
+        return (await first).status, await second, cancelled.cancelled()
+
+    assert asyncio.run(main()) == (200, None, True)  # None: the caller takes it to the executor
+    assert ran == ["slow"]
 
 
 turn = 0

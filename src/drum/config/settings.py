@@ -132,9 +132,9 @@ class Settings:
         "DRUM_INLINE_PREDICTION_MAX_US", "int", 1000,
         "FastAPI: small structured predictions (/predict/, V2 /infer; bodies up to 64 KiB) of a scikit-learn "
         "or XGBoost artifact without per-request hooks run on the event loop instead of a prediction "
-        "thread, once the last 32 predictions each took at most this many microseconds, and only while no "
-        "other prediction runs (with adaptive batching: only a batch of one); one slower call sends the next "
-        "ones back to the threads. Skipping the thread hop is most of a 1-row request's cost. 0 turns it off.",
+        "thread, once the last 32 predictions each took at most this many microseconds (with adaptive "
+        "batching: only a batch of one), at most 0.5 ms of them per turn of the loop (later ones queue for "
+        "the next turns); one slower call sends the next ones back to the threads. Skipping the thread hop is most of a 1-row request's cost. 0 turns it off.",
         minimum=0, maximum=100_000,
     )
     warmup_input: str | None = setting(

@@ -12,15 +12,14 @@ it to a prediction thread and back (a future, a wake-up across threads, the GIL 
   `max_seconds` (DRUM_INLINE_PREDICTION_MAX_US) of its thread's CPU time, and at most `WALL_FACTOR` times
   that of wall time (a prediction thread also waits for the GIL while the event loop holds it: CPU time
   is the model's own cost); one slower call sends the next ones back to the executor until a new streak;
-- no prediction is running or queued on the executor (an inline one never overtakes queued work), and at
-  most `MAX_ACTIVE` prediction requests are in progress (under heavier load the event loop is the
-  bottleneck: predictions go to the executor, whose thread yields the GIL to the loop every switch
-  interval, and probes stay fast);
-
-- the event loop has spent less than `ITERATION_BUDGET` on inline predictions in this turn of the loop;
-  otherwise the request waits for the next turn (at most `MAX_DEFERRED` requests wait so; more go to
-  the executor), so that a probe or a new connection never waits behind a whole queue of predictions
-  (each stage of a request, accept, read, respond, takes a turn).
+- the event loop has spent less than `ITERATION_BUDGET` on inline predictions in this turn of the loop
+  and nothing waits before it; otherwise the request joins a queue that the loop works through at the
+  start of each later turn, `ITERATION_BUDGET` at a time (at most `MAX_QUEUED` requests wait so; more go
+  to the executor). A probe or a new connection never waits behind a whole queue of predictions (each
+  stage of a request, accept, read, respond, takes a turn), and under load the event loop, which is the
+  bottleneck of small requests, spends no time handing predictions to a thread and back. A queued
+  request whose deadline (X-Request-Timeout) passes is never scored (504); once a slow call has ended
+  the streak, the queued ones go to the executor.
 
 A slow model therefore never runs on the event loop for more than one call, and `/ping/` waits at most
 about half a millisecond of predictions per turn of the loop.
@@ -30,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -52,9 +52,7 @@ WALL_FACTOR = 10
 #: Seconds of inline predictions per turn of the event loop.
 ITERATION_BUDGET = 0.0005
 #: Requests that may wait for a later turn of the loop; more go to the executor.
-MAX_DEFERRED = 8
-#: Prediction requests in progress at most for a new one to run inline.
-MAX_ACTIVE = 8
+MAX_QUEUED = 64
 #: Artifact predictors whose predictions may run on any thread.
 THREAD_AGNOSTIC = ("scikit-learn", "xgboost")
 #: Hooks that run user code for each request.
@@ -74,51 +72,73 @@ def model_eligible(ctx: ServingContext) -> bool:
     return artifact is not None and artifact.name in THREAD_AGNOSTIC
 
 
+class DeadlinePassed(Exception):
+    """A queued inline prediction reached its request's deadline before its turn: never scored."""
+
+
 class InlinePolicy:
     def __init__(self, max_seconds: float) -> None:
         self.max_seconds = max_seconds
         self.fast = 0  # consecutive predictions that took at most max_seconds
         self.used = 0.0  # seconds of inline predictions in this turn of the loop
-        self.deferred = 0  # requests waiting for a later turn
-        self.active = 0  # prediction requests in progress (counted by the runtime)
-        self._reset_scheduled = False
+        #: Requests waiting for a later turn: the call, its deadline (monotonic) and its future.
+        self.queue: deque[tuple[Callable[[], ResponseData], float | None, asyncio.Future]] = deque()
+        self._turn_scheduled = False
 
-    async def run(self, call: Callable[[], ResponseData]) -> ResponseData | None:
-        """`call()` on the event loop within this turn's budget (waiting for later turns if needed), or None
-        when too many requests wait already (then the caller uses the executor)."""
+    async def run(self, call: Callable[[], ResponseData], deadline: float | None = None) -> ResponseData | None:
+        """`call()` on the event loop, now if this turn's budget allows and nothing waits, else in a later
+        turn; None when `MAX_QUEUED` requests wait already (then the caller uses the executor). Raises
+        DeadlinePassed when `deadline` passes while it waits."""
         loop = asyncio.get_running_loop()
-        while True:
-            if not self._reset_scheduled:  # the first inline request of this turn: the next turn starts afresh
-                self._reset_scheduled = True
-                loop.call_soon(self._new_turn)
-            if self.used < ITERATION_BUDGET:
-                started = time.perf_counter()
-                try:
-                    return self.timed(call)
-                finally:
-                    self.used += time.perf_counter() - started
-            if self.deferred >= MAX_DEFERRED:
-                return None
-            self.deferred += 1
-            try:
-                await asyncio.sleep(0)
-            finally:
-                self.deferred -= 1
+        if not self._turn_scheduled:  # the next turn starts afresh (and works through the queue)
+            self._turn_scheduled = True
+            loop.call_soon(self._next_turn)
+        if not self.queue and self.used < ITERATION_BUDGET:
+            return self._timed_turn(call)
+        if len(self.queue) >= MAX_QUEUED:
+            return None
+        future = loop.create_future()
+        self.queue.append((call, deadline, future))
+        return await future
 
-    def _new_turn(self) -> None:
+    def _timed_turn(self, call: Callable[[], T]) -> T:
+        started = time.perf_counter()
+        try:
+            return self.timed(call)
+        finally:
+            self.used += time.perf_counter() - started
+
+    def _next_turn(self) -> None:
+        """A new turn's budget, spent on the queue (oldest first); scheduled again while work remains."""
         self.used = 0.0
-        self._reset_scheduled = False
+        self._turn_scheduled = False
+        queue = self.queue
+        while queue and self.used < ITERATION_BUDGET:
+            call, deadline, future = queue.popleft()
+            if future.done():  # cancelled: the request's task was cancelled
+                continue
+            if self.fast < STREAK:  # a slow call ended the streak: the executor takes the rest
+                future.set_result(None)
+                continue
+            if deadline is not None and time.monotonic() >= deadline:
+                future.set_exception(DeadlinePassed())
+                continue
+            try:
+                future.set_result(self._timed_turn(call))
+            except Exception as exc:  # noqa: BLE001 - raised where the request awaits it
+                future.set_exception(exc)
+        if queue or self.used:
+            self._turn_scheduled = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
 
     @staticmethod
     def candidate(route: Route) -> bool:
         """Whether the route makes structured predictions (the only ones ever run inline)."""
         return route.handler is handlers.predict or route.handler is v2.infer
 
-    def allows(self, route: Route, req: RequestData, in_flight: int) -> bool:
+    def allows(self, route: Route, req: RequestData) -> bool:
         return (
             self.fast >= STREAK
-            and in_flight == 0
-            and self.active <= MAX_ACTIVE
             and self.candidate(route)
             and len(req.body) <= MAX_BODY
             and not req.is_form

@@ -37,7 +37,7 @@ from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
 from drum.serving.dispatch import early_response, protocol_error, run_route, run_route_async
 from drum.serving.handlers import ServingContext
-from drum.serving.inline import InlinePolicy, model_eligible
+from drum.serving.inline import DeadlinePassed, InlinePolicy, model_eligible
 from drum.serving.malloc import fix_mmap_threshold
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response
@@ -231,16 +231,15 @@ class Runtime:
         inline = self.inline
         if inline is None or not inline.candidate(route):
             return await self._on_executor(ctx, route, req, timeout)
-        inline.active += 1
-        try:
-            assert self.admission is not None
-            if inline.allows(route, req, self.admission.in_flight):
-                answer = await inline.run(lambda: run_route(ctx, route, req))
-                if answer is not None:
-                    return answer
-            return await self._on_executor(ctx, route, req, timeout)
-        finally:
-            inline.active -= 1
+        if inline.allows(route, req):
+            deadline = None if timeout is None else time.monotonic() + timeout
+            try:
+                answer = await inline.run(lambda: run_route(ctx, route, req), deadline)
+            except DeadlinePassed:
+                return self._timed_out(route, req, timeout)
+            if answer is not None:
+                return answer
+        return await self._on_executor(ctx, route, req, timeout)
 
     def respond_blocking(self, route: Route, req: RequestData) -> ResponseData:
         """The answer to one request of `route`, computed in the calling thread (the Flask backend)."""
@@ -340,7 +339,10 @@ class Runtime:
         future.add_done_callback(self._close_abandoned_stream)
         if not future.done() and gone is not None and gone.done():
             return self._abandoned(req, job, item)
-        # past its deadline: still running (its answer will be dropped), or never run
+        return self._timed_out(route, req, timeout)  # still running (its answer will be dropped), or never run
+
+    @staticmethod
+    def _timed_out(route: Route, req: RequestData, timeout: float | None) -> ResponseData:
         logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
         return protocol_error(route.protocol, timed_out_text(timeout or 0), 504)
 
