@@ -39,8 +39,24 @@ class Transport(asyncio.Transport):
     def resume_reading(self) -> None:
         self.resumes += 1
 
+    protocol: asyncio.BaseProtocol | None = None
+
     def set_protocol(self, protocol) -> None:
-        pass
+        self.protocol = protocol
+
+    def deliver(self, data: bytes) -> None:
+        """`data` from the socket, as the event loop hands it to the connection's current protocol: a
+        buffered one (DirectBodyReader) gets it written into its buffers, the others `data_received`."""
+        while data:
+            protocol = self.protocol
+            if not isinstance(protocol, asyncio.BufferedProtocol):
+                protocol.data_received(data)  # type: ignore[union-attr]
+                return
+            buffer = protocol.get_buffer(len(data))
+            n = min(len(buffer), len(data))
+            buffer[:n] = data[:n]
+            data = data[n:]
+            protocol.buffer_updated(n)
 
 
 def _echo_app(messages: list[dict]):
@@ -73,13 +89,14 @@ async def _serve(
     protocol = Protocol(config=config, server_state=ServerState(), app_state={})
     transport = Transport()
     protocol.connection_made(transport)
+    transport.protocol = protocol
     step = max(1, len(requests) // pieces)
     for start in range(0, len(requests), step):
-        protocol.data_received(requests[start : start + step])
+        transport.deliver(requests[start : start + step])
         await asyncio.sleep(0)
     for _ in range(100):
         await asyncio.sleep(0)
-    protocol.connection_lost(None)
+    transport.protocol.connection_lost(None)  # type: ignore[union-attr]
     return messages, transport
 
 
@@ -96,6 +113,42 @@ def test_a_large_body_arrives_as_one_bytes_message_without_pausing():
     assert messages[0]["more_body"] is False
     assert transport.pauses == 0
     assert b"x-length: %d" % len(body) in transport.written
+
+
+def test_the_rest_of_a_large_body_is_read_straight_into_its_buffer():
+    body = os.urandom(WHOLE_BODY_MIN_BYTES * 3 + 17)
+    seen: list[tuple[str, int]] = []
+
+    class Recording(Transport):
+        def set_protocol(self, protocol) -> None:
+            seen.append((type(protocol).__name__, 0))
+            super().set_protocol(protocol)
+
+        def deliver(self, data: bytes) -> None:
+            seen.append((type(self.protocol).__name__, len(data)))
+            super().deliver(data)
+
+    async def main() -> list[dict]:
+        messages: list[dict] = []
+        config = Config(app=_echo_app(messages), lifespan="off", log_level="warning")
+        protocol = WholeBodyHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = Recording()
+        protocol.connection_made(transport)
+        transport.protocol = protocol
+        request = _request(body) + _request(b"small")  # a pipelined request right behind it
+        transport.deliver(request[:1000])  # the head and the body's start: the HTTP parser's
+        transport.deliver(request[1000:])
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert transport.written.count(b"HTTP/1.1 200") == 2
+        return messages
+
+    messages = asyncio.run(main())
+    assert [m["body"] for m in messages] == [body, b"small"]
+    names = [name for name, _ in seen]
+    # the HTTP protocol hands the connection over after the head, and takes it back with the body complete
+    assert names[:4] == ["WholeBodyHttpToolsProtocol", "DirectBodyReader", "DirectBodyReader",
+                         "WholeBodyHttpToolsProtocol"], seen  # fmt: skip
 
 
 def test_small_bodies_and_streamed_prefixes_keep_uvicorns_pieces():

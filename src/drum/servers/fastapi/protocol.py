@@ -4,10 +4,12 @@ uvicorn hands a body to the app in socket-read pieces (256 KiB): each is copied 
 (parser, per-cycle bytearray, `bytes()` in `receive`), reading pauses after 64 KiB until the app
 asks for more, and the app's task wakes once per piece. A 20 MB CSV spent ~22 ms there on a
 2-core machine, twice what the socket needs. For a request whose Content-Length lies between
-`WHOLE_BODY_MIN_BYTES` and the upload limit, this protocol writes each piece once, straight into
-one `bytes` object of that length (allocated lazily by the system: pages are touched only as data
-arrives), reads without pausing, and wakes the app once: `receive()` returns that very object, so
-the app gets the body without another copy. Smaller bodies, chunked bodies and the streamed
+`WHOLE_BODY_MIN_BYTES` and the upload limit, this protocol puts the body into one `bytes` object of
+that length (allocated lazily by the system: pages are touched only as data arrives): the part that
+came with the head is copied there, and the rest is read by the socket straight into it
+(`DirectBodyReader`, a buffered protocol the connection is handed to until the body is complete; not
+on TLS connections, whose pieces are copied). It reads without pausing and wakes the app once:
+`receive()` returns that very object, so the app gets the body without another copy. Smaller bodies, chunked bodies and the streamed
 prefixes (the backend proxy forwards those as they arrive) keep uvicorn's behaviour.
 
 Bodies received whole are bounded together (`BodyBudget`, DRUM_FASTAPI_BODY_BUFFER_SIZE): a request
@@ -23,6 +25,7 @@ CPUs: the parser threads and the receiving loop then contend for the same cores.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 from collections import deque
 from collections.abc import Callable
@@ -79,6 +82,11 @@ class BodyBuffer:
         _huge_pages(self._address, size)
         self.received = 0
 
+    def free(self) -> memoryview:
+        """The part of the body not yet received, writable in place (a socket reads straight into it)."""
+        free = (ctypes.c_ubyte * (self.size - self.received)).from_address(self._address + self.received)
+        return memoryview(free).cast("B")
+
     def write(self, chunk: bytes) -> bool:
         """Append `chunk`; False (nothing written) when it would overflow the declared size."""
         n = len(chunk)
@@ -127,6 +135,7 @@ class BodyBudget:
 
 
 try:
+    import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - httptools not installed: uvicorn's h11 protocol serves
     HttpToolsProtocol = None
@@ -211,8 +220,43 @@ class CoalescingTransport:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
 
+    def set_protocol(self, protocol: Any) -> None:
+        self._transport.set_protocol(protocol)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
+
+
+class DirectBodyReader(asyncio.BufferedProtocol):
+    """A connection's protocol while the rest of a whole body arrives: the socket reads straight into the
+    body's buffer. A piece of the body otherwise lands in the loop's read buffer, is copied into a `bytes`
+    for `data_received`, then into the body: two of its three copies are saved (on a 10 MB body, most of
+    the work that is not the kernel's). It asks for no more than the body's remaining bytes, so a
+    pipelined request stays in the socket for the HTTP protocol, which gets the connection back once the
+    body is complete."""
+
+    __slots__ = ("http",)
+
+    def __init__(self, http: Any) -> None:
+        self.http = http
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.http._whole.free()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.http.direct_body_read(nbytes)
+
+    def eof_received(self) -> bool | None:
+        return self.http.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.http.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.http.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.http.resume_writing()
 
 
 if HttpToolsProtocol is not None:
@@ -241,6 +285,7 @@ if HttpToolsProtocol is not None:
         _head_size = 0
         _head_too_large = False
         _message_begun = False
+        _direct = False  # whole bodies may be read straight into their buffers (DirectBodyReader)
 
         # --- the read timeout (DRUM_REQUEST_READ_TIMEOUT): slow clients cannot hold a connection --------
 
@@ -279,6 +324,8 @@ if HttpToolsProtocol is not None:
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             super().connection_made(CoalescingTransport(transport, self.loop))
+            # a TLS connection's transport decrypts into its own buffers: nothing to save there
+            self._direct = transport.get_extra_info("sslcontext") is None and hasattr(transport, "set_protocol")
             self._arm_read_timer()  # a connection that never sends a request is closed too
 
         def on_message_begin(self) -> None:
@@ -374,12 +421,41 @@ if HttpToolsProtocol is not None:
             self._give_back(everything=True)
             super().connection_lost(exc)
 
-        def on_body(self, body: bytes) -> None:
+        def _body_arrived(self, size: int) -> None:
             if self._read_timer is not None:
-                self._body_since_arm += len(body)
+                self._body_since_arm += size
                 if self._body_since_arm >= READ_TIMEOUT_MIN_BYTES:  # a drip of bytes does not renew it
                     self._body_since_arm = 0  # renewed: the timer, when it fires, sets itself again
                     self._renewed_at = self.loop.time()
+
+        # --- the rest of a whole body read straight into its buffer (DirectBodyReader) ------------------
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            buffer = self._whole
+            if (
+                buffer is not None
+                and not buffer.complete
+                and self.cycle is self._whole_cycle
+                and self._queued is None
+                and self._direct
+                and not self.transport.is_closing()
+            ):
+                self.transport.set_protocol(DirectBodyReader(self))
+
+        def direct_body_read(self, size: int) -> None:
+            """`size` more bytes of the whole body were read into its buffer (by DirectBodyReader)."""
+            buffer = self._whole
+            assert buffer is not None
+            buffer.received += size
+            self._body_arrived(size)
+            if buffer.complete:  # the connection is the HTTP parser's again, for the next request
+                self.transport.set_protocol(self)
+                self.parser = _parser(self)
+                self.on_message_complete()
+
+        def on_body(self, body: bytes) -> None:
+            self._body_arrived(len(body))
             buffer = self._whole
             if buffer is None or self.cycle is not self._whole_cycle:
                 super().on_body(body)
@@ -401,6 +477,16 @@ if HttpToolsProtocol is not None:
 
 else:  # pragma: no cover
     WholeBodyHttpToolsProtocol = None
+
+
+def _parser(protocol: Any) -> Any:
+    """A fresh httptools request parser for `protocol`, set up as uvicorn sets up its own."""
+    parser = httptools.HttpRequestParser(protocol)
+    try:
+        parser.set_dangerous_leniencies(lenient_data_after_close=True)
+    except AttributeError:  # pragma: no cover - httptools < 0.6.3
+        pass
+    return parser
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int:
