@@ -42,5 +42,5 @@ def test_slow_clients_hold_no_prediction_thread_and_time_out_with_408(tmp_path):
 def test_32_concurrent_20_mb_bodies_are_all_answered_within_bounded_memory(tmp_path):
     result = faults.big_bodies_drill(tmp_path, clients=32, body_mb=20)
     assert len(result.statuses) == 32 and set(result.statuses) <= {200, 413, 503}, result
-    # The bodies together are ~610 MiB; the body budget (64 MiB) keeps most of them unread in the kernel.
+    # The bodies together are ~610 MiB; the body budget (20 MiB) keeps most of them unread in the kernel.
     assert result.peak_rss_mb - result.idle_rss_mb < result.budget_mb + 8 * result.body_mb, result

@@ -197,11 +197,13 @@ class Settings:
         minimum=0, maximum=64 * GiB,
     )
     body_buffer_size: int = setting(
-        "DRUM_FASTAPI_BODY_BUFFER_SIZE", "int", 67_108_864,
+        "DRUM_FASTAPI_BODY_BUFFER_SIZE", "int", 20_971_520,
         "Bytes of large request bodies (256 KiB and up) one worker process receives and holds at once. A "
         "request that would go past it is read only once earlier large requests are answered (its client "
-        "waits, TCP backpressure), in arrival order; a larger body is read when it is alone. 0: no bound "
-        "(every body is read at once).",
+        "waits, TCP backpressure), in arrival order; a larger body is read when it is alone. The default "
+        "holds two 10 MB bodies, one handled while the next arrives: bodies read at once share the event "
+        "loop, so each arrives later (10 MB bodies on 8 connections: p99 152 ms with 64 MiB, 75 ms with "
+        "20 MiB). 0: no bound (every body is read at once).",
         minimum=0, maximum=64 * GiB,
     )
     request_timeout: int = setting(
