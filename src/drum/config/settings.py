@@ -134,7 +134,8 @@ class Settings:
         "or XGBoost artifact without per-request hooks run on the event loop instead of a prediction "
         "thread, once the last 32 predictions each took at most this many microseconds (with adaptive "
         "batching: only a batch of one), at most 0.5 ms of them per turn of the loop (later ones queue for "
-        "the next turns); one slower call sends the next ones back to the threads. Skipping the thread hop is most of a 1-row request's cost. 0 turns it off.",
+        "the next turns); one slower call sends the next ones back to the threads. Skipping the thread hop "
+        "is most of a 1-row request's cost. 0 turns it off.",
         minimum=0, maximum=100_000,
     )
     warmup_input: str | None = setting(

@@ -9,8 +9,9 @@ that length (allocated lazily by the system: pages are touched only as data arri
 came with the head is copied there, and the rest is read by the socket straight into it
 (`DirectBodyReader`, a buffered protocol the connection is handed to until the body is complete; not
 on TLS connections, whose pieces are copied). It reads without pausing and wakes the app once:
-`receive()` returns that very object, so the app gets the body without another copy. Smaller bodies, chunked bodies and the streamed
-prefixes (the backend proxy forwards those as they arrive) keep uvicorn's behaviour.
+`receive()` returns that very object, so the app gets the body without another copy. Smaller bodies,
+chunked bodies and the streamed prefixes (the backend proxy forwards those as they arrive) keep
+uvicorn's behaviour.
 
 Bodies received whole are bounded together (`BodyBudget`, DRUM_FASTAPI_BODY_BUFFER_SIZE): a request
 whose body would take the bytes held by one worker past the budget is not read (its client's sends
