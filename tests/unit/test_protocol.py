@@ -192,7 +192,7 @@ def test_limits_come_from_the_server_config():
         assert WholeBodyHttpToolsProtocol.max_body == WHOLE_BODY_MIN_BYTES * 2
         assert WholeBodyHttpToolsProtocol.streamed_prefixes == ("/v1/directAccess/", "/v1/nim/")
         budget = WholeBodyHttpToolsProtocol.budget
-        assert budget is not None and budget.limit == 64 << 20
+        assert budget is not None and budget.limit == 20 << 20
         configure_whole_bodies(ServerConfig.from_options(_Options(), {**env, "DRUM_FASTAPI_BODY_BUFFER_SIZE": "0"}))
         assert WholeBodyHttpToolsProtocol.budget is None
     finally:

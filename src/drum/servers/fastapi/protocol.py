@@ -449,6 +449,7 @@ if HttpToolsProtocol is not None:
             buffer = self._whole
             assert buffer is not None
             buffer.received += size
+            self._unset_keepalive_if_required()  # as data_received does: an early answer's keep-alive wait
             self._body_arrived(size)
             if buffer.complete:  # the connection is the HTTP parser's again, for the next request
                 self.transport.set_protocol(self)
