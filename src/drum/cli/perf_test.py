@@ -252,6 +252,24 @@ def _alarm(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+class Interrupt:
+    """Ctrl+C while perf-test runs: KeyboardInterrupt, and a flag the request loop checks. A
+    KeyboardInterrupt raised inside a finalizer (a response or socket closed by the garbage collector) is
+    printed and dropped by Python; the flag still stops the test at the next request."""
+
+    requested = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: Any) -> None:
+        cls.requested = True
+        raise KeyboardInterrupt
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.requested:
+            raise KeyboardInterrupt
+
+
 def run_case(case: PerfTestCase, frame: pd.DataFrame, server: PerfServer, result: CaseResult,
              verbose: bool) -> None:
     print(f"Running test case: {case.name} - {case.samples} samples, {case.iterations} iterations")
@@ -259,6 +277,7 @@ def run_case(case: PerfTestCase, frame: pd.DataFrame, server: PerfServer, result
     body, content_type = multipart_file("X", test_df.to_csv(index=False).encode("utf-8"))
     with ProgressBar(case.iterations, "Processing", unit="") as bar:
         for i in range(case.iterations):
+            Interrupt.check()
             started = time.time()
             status, answer = request(server.url, "POST", "/predict/", body, {"Content-Type": content_type})
             result.times.append(time.time() - started)
@@ -343,10 +362,13 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     kill_leftover_servers()
     server = PerfServer(options, bool(getattr(options, "verbose", False)))
     results: list[CaseResult] = []
+    Interrupt.requested = False
+    previous = signal.signal(signal.SIGINT, Interrupt.handler)
     try:
         server.start()
         print("\n\n")
         for case in cases:
+            Interrupt.check()
             print(f"Running test case with timeout: {options.timeout}")
             result = CaseResult(case.name, case.samples, case.iterations)
             results.append(result)
@@ -366,6 +388,8 @@ def run(options: argparse.Namespace, argv: list[str] | None = None) -> int:
     except BaseException:
         server.stop()
         raise
+    finally:
+        signal.signal(signal.SIGINT, previous)
     server.stop()
     print("\n" + results_table(results, show_inside_server=bool(getattr(options, "in_server", False))))
     return 0
