@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from drum.serving.batching import BatchItem, run_batch
 from drum.serving.handlers import ServingContext
-from drum.serving.inline import MAX_BODY, STREAK, InlinePolicy
+from drum.serving.inline import InlinePolicy
 
 
 class Batcher:
@@ -87,10 +87,7 @@ class Batcher:
     def _inline(self, batch: list[tuple[BatchItem, asyncio.Future]]) -> bool:
         """Whether `batch` is answered on the event loop (see the module docstring)."""
         policy = self.inline
-        if policy is None or len(batch) != 1 or self._running or policy.fast < STREAK:
-            return False
-        req = batch[0][0].req
-        return len(req.body) <= MAX_BODY and not req.is_form
+        return policy is not None and len(batch) == 1 and not self._running and policy.allows_request(batch[0][0].req)
 
     def _start(self, batch: list[tuple[BatchItem, asyncio.Future]]) -> None:
         if self._inline(batch):

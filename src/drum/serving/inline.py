@@ -137,12 +137,11 @@ class InlinePolicy:
         return route.handler is handlers.predict or route.handler is v2.infer
 
     def allows(self, route: Route, req: RequestData) -> bool:
-        return (
-            self.fast >= STREAK
-            and self.candidate(route)
-            and len(req.body) <= MAX_BODY
-            and not req.is_form
-        )
+        return self.candidate(route) and self.allows_request(req)
+
+    def allows_request(self, req: RequestData) -> bool:
+        """The model has been fast and `req` is small (the route is the caller's to check)."""
+        return self.fast >= STREAK and len(req.body) <= MAX_BODY and not req.is_form
 
     def record(self, cpu_seconds: float, wall_seconds: float) -> None:
         fast = cpu_seconds <= self.max_seconds and wall_seconds <= self.max_seconds * WALL_FACTOR

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 
 
 SERVER_ERROR_BODY = b"Internal Server Error"
-SERVER_ERROR_HEADERS = [(b"content-length", b"21"), (b"content-type", b"text/plain; charset=utf-8")]
+SERVER_ERROR_HEADERS = [
+    (b"content-length", str(len(SERVER_ERROR_BODY)).encode()), (b"content-type", b"text/plain; charset=utf-8")
+]
 
 
 @dataclass(frozen=True)

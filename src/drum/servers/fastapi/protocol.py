@@ -236,13 +236,14 @@ class DirectBodyReader(asyncio.BufferedProtocol):
     pipelined request stays in the socket for the HTTP protocol, which gets the connection back once the
     body is complete."""
 
-    __slots__ = ("http",)
+    __slots__ = ("http", "buffer")
 
-    def __init__(self, http: Any) -> None:
+    def __init__(self, http: Any, buffer: BodyBuffer) -> None:
         self.http = http
+        self.buffer = buffer
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.http._whole.free()
+        return self.buffer.free()
 
     def buffer_updated(self, nbytes: int) -> None:
         self.http.direct_body_read(nbytes)
@@ -442,7 +443,7 @@ if HttpToolsProtocol is not None:
                 and self._direct
                 and not self.transport.is_closing()
             ):
-                self.transport.set_protocol(DirectBodyReader(self))
+                self.transport.set_protocol(DirectBodyReader(self, buffer))
 
         def direct_body_read(self, size: int) -> None:
             """`size` more bytes of the whole body were read into its buffer (by DirectBodyReader)."""
