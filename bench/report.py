@@ -10,6 +10,7 @@ Everything but `write_chart` is pure and works on the plain-dict results that `b
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,108 @@ def batching_table(results: dict[str, Any], plain: str = "fastapi", batched: str
     return _table(header, rows, left=1) if rows else None
 
 
+@dataclass(frozen=True)
+class Target:
+    """`server` at least `at_least` × the best of `peers` in requests/s on each of `cases`."""
+
+    label: str
+    server: str
+    cases: tuple[str, ...]
+    peers: tuple[str, ...]
+    at_least: float
+
+
+ROW1 = ("row1-c1", "row1-c8", "row1-c64")
+PEERS = ("mlserver", "kserve-v1", "kserve-v2")
+REFERENCE = "drum-1.18.1"
+#: Issue 24's throughput targets: 1 row at defaults in each server's own protocol, and with batching on.
+TARGETS = (
+    Target("V2 `/infer` ≥ 1.2× KServe V2", "fastapi-v2", ROW1, ("kserve-v2",), 1.2),
+    Target("V2 `/infer` ≥ 1.0× KServe V1", "fastapi-v2", ROW1, ("kserve-v1",), 1.0),
+    Target("CSV `/predict/` ≥ 2.5× DRUM", "fastapi", ROW1, (REFERENCE,), 2.5),
+    Target("batching c8 ≥ 1.5× KServe V1", "fastapi-batching", ("row1-c8",), ("kserve-v1",), 1.5),
+    Target("batching c64 ≥ 2.5× the best peer", "fastapi-batching", ("row1-c64",), PEERS, 2.5),
+)
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    n = len(values)
+    if not n:
+        return None
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def _rounds_of(row: dict[str, Any] | None, key: str) -> list[float | None]:
+    """`row`'s value of `key` in each round (one round: the row itself)."""
+    if not _measured(row):
+        return []
+    assert row is not None
+    if "per_round" in row:
+        return [None if r.get("error") else r.get(key) for r in row["per_round"]]
+    return [row.get(key)]
+
+
+def paired_ratios(ours: dict[str, Any] | None, refs: list[dict[str, Any] | None], key: str = "rps",
+                  best: Any = max) -> list[float]:  # fmt: skip
+    """Round by round, `ours`' `key` over the best (`best`) of `refs`' in the same round: the servers of a
+    round ran the case one after another, so drift in the machine's speed between rounds cancels out."""
+    mine = _rounds_of(ours, key)
+    theirs = [_rounds_of(r, key) for r in refs]
+    out = []
+    for i, value in enumerate(mine):
+        others = [t[i] for t in theirs if i < len(t) and t[i]]
+        if value is not None and others and len(others) == len(refs):
+            out.append(value / best(others))
+    return out
+
+
+def _paired_cell(ratios: list[float]) -> str:
+    med = _median(ratios)
+    return f"{fmt_ratio(med)} ({', '.join(f'{r:.2f}' for r in ratios)})" if ratios else "–"
+
+
+def targets_table(results: dict[str, Any]) -> str | None:
+    """Issue 24's targets, each judged by the median of the per-round ratios (`paired_ratios`), with the
+    ratio of the medians beside it; then every case where `fastapi` at its defaults is below DRUM in
+    requests/s or above it in p99 by the same measure."""
+    by_case = _by_case(results)
+
+    def row_of(case: str, server: str) -> dict[str, Any] | None:
+        return next((r for r in by_case.get(case, []) if r["server"] == server), None)
+
+    lines = []
+    for t in TARGETS:
+        for case in t.cases:
+            mine, refs = row_of(case, t.server), [row_of(case, p) for p in t.peers]
+            if not _measured(mine) or not all(_measured(r) for r in refs):
+                continue
+            assert mine is not None
+            best_ref = max(refs, key=lambda r: r["rps"])  # type: ignore[index]
+            paired = paired_ratios(mine, refs)
+            med = _median(paired)
+            lines.append([t.label, case, f"`{t.server}` / `{best_ref['server'] if len(refs) == 1 else 'best peer'}`",
+                          fmt_ratio(ratio(mine["rps"], best_ref["rps"])), _paired_cell(paired),
+                          "–" if med is None else ("yes" if med >= t.at_least else "**no**")])  # fmt: skip
+    below = []
+    for case in by_case:
+        mine, ref = row_of(case, "fastapi"), row_of(case, REFERENCE)
+        if not _measured(mine) or not _measured(ref) or case.startswith("ping-"):
+            continue
+        rps = paired_ratios(mine, [ref], "rps")
+        p99 = paired_ratios(mine, [ref], "p99_ms", best=min)
+        if (_median(rps) or 1.0) < 1.0:
+            below.append(["below DRUM in req/s", case, "`fastapi` / `drum-1.18.1`",
+                          fmt_ratio(ratio(mine["rps"], ref["rps"])), _paired_cell(rps), "**no**"])  # fmt: skip
+        if (_median(p99) or 0.0) > 1.0:
+            below.append(["above DRUM in p99", case, "`fastapi` / `drum-1.18.1`",
+                          fmt_ratio(ratio(mine["p99_ms"], ref["p99_ms"])), _paired_cell(p99), "**no**"])  # fmt: skip
+    if not lines and not below:
+        return None
+    header = ["target", "case", "servers", "× medians", "× paired (per round)", "met"]
+    return _table(header, lines + below, left=3)
+
+
 PROTOCOL_NAMES = {"drum": "CSV", "v2": "V2 JSON", "v1": "V1 JSON"}
 
 
@@ -269,6 +372,14 @@ def markdown(results: dict[str, Any]) -> str:
         parts.append(
             "`/ping/` while 1-row CSV predictions saturate the server (`ping-cN`: N prediction connections, "
             f"one probe every 20 ms on a fresh connection):\n\n{ping_table(results)}"
+        )
+    targets = targets_table(results)
+    if targets is not None:
+        parts.append(
+            "Targets (issue 24), judged by the median of the per-round ratios: each round runs a case on every "
+            "server one after another, so the machine's drift between rounds cancels out of a round's ratio "
+            "(`fastapi` rows below: every case where it is below DRUM in req/s or above it in p99 by that "
+            f"measure):\n\n{targets}"
         )
     memory = memory_table(results)
     if memory is not None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from drum.model.target import TargetType
 from drum.serving import batching
+from drum.serving.admission import TrackedExecutor
 from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, reads_keyword_arguments
 from drum.serving.handlers import ServingContext
@@ -65,7 +65,7 @@ def test_batcher_dispatches_at_once_when_idle_and_merges_what_queued_meanwhile(m
     ctx = ServingContext(predictor=None, target_type=TargetType.REGRESSION, code_dir="")
 
     async def scenario() -> list[ResponseData]:
-        with ThreadPoolExecutor(1) as executor:
+        with TrackedExecutor(1) as executor:
             batcher = Batcher(ctx, executor, threads=1, max_rows=3, max_wait=10)
             first = batcher.submit(_item(1))  # nothing running: goes at once, alone
             await asyncio.sleep(0.05)

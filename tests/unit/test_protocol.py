@@ -490,3 +490,41 @@ def test_a_request_head_over_the_limit_gets_431_and_is_closed():
     assert _head_limited(1024, long_url).written.startswith(b"HTTP/1.1 431")
     assert _head_limited(0, big).written.startswith(b"HTTP/1.1 200")  # 0: no limit
     assert _head_limited(4096, big).written.startswith(b"HTTP/1.1 200")
+
+
+def test_the_scope_tells_a_lost_connection_by_callback_once_and_never_after_the_answer():
+    """`scope[ON_DISCONNECT]` calls back when the client leaves before its answer (a pipelined request
+    waiting behind it too); a request already answered is not called back."""
+    from drum.servers.fastapi.protocol import ON_DISCONNECT
+
+    async def main() -> list[str]:
+        calls: list[str] = []
+        release = asyncio.Event()
+
+        async def app(scope, receive, send):
+            path = scope["path"]
+            scope[ON_DISCONNECT](lambda: calls.append(path))
+            if path == "/slow":
+                await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        config = Config(app=app, lifespan="off", log_level="warning")
+        protocol = WholeBodyHttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
+        transport = Transport()
+        protocol.connection_made(transport)
+        protocol.data_received(b"GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert transport.written.count(b"200 OK") == 1
+        protocol.data_received(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        for _ in range(10):
+            await asyncio.sleep(0)
+        protocol.connection_lost(None)
+        protocol.connection_lost(None)  # told once
+        release.set()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        return calls
+
+    assert asyncio.run(main()) == ["/slow"]

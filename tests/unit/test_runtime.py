@@ -212,6 +212,7 @@ def test_the_runtime_stops_what_it_started(model_dir):
     assert runtime.ctx is not None and runtime.ctx.server_name == "fastapi"
     executor = runtime.executor
     runtime.stop()
-    assert executor is not None and executor._shutdown  # noqa: SLF001
+    assert executor is not None
+    assert not any(t.is_alive() for t in executor._workers)  # noqa: SLF001 - stopped and joined
     with pytest.raises(RuntimeError):
         executor.submit(print)

@@ -18,8 +18,8 @@ import asyncio
 import contextvars
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 
+from drum.serving.admission import TrackedExecutor
 from drum.serving.batching import BatchItem, run_batch
 from drum.serving.handlers import ServingContext
 from drum.serving.inline import InlinePolicy
@@ -27,7 +27,7 @@ from drum.serving.inline import InlinePolicy
 
 class Batcher:
     def __init__(
-        self, ctx: ServingContext, executor: ThreadPoolExecutor, threads: int, max_rows: int, max_wait: float
+        self, ctx: ServingContext, executor: TrackedExecutor, threads: int, max_rows: int, max_wait: float
     ) -> None:
         self.ctx = ctx
         self.executor = executor
@@ -98,14 +98,14 @@ class Batcher:
         items = [item for item, _ in batch]
         loop = self._loop
         try:
-            job = self.executor.submit(contextvars.copy_context().run, self._run, items)
+            job = self.executor.submit_to_loop(loop, contextvars.copy_context().run, self._run, items)
         except BaseException as exc:  # noqa: BLE001 - executor shut down
             self._running -= 1
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
-        job.add_done_callback(lambda done: loop.call_soon_threadsafe(self._finished, batch, done))
+        job.future.add_done_callback(lambda done: self._finished(batch, done))
 
     def _run(self, items: list[BatchItem]) -> None:
         """`run_batch`, its CPU and wall time per request told to the inline policy."""
@@ -114,7 +114,7 @@ class Batcher:
         else:
             self.inline.timed(lambda: run_batch(self.ctx, items), len(items))
 
-    def _finished(self, batch: list[tuple[BatchItem, asyncio.Future]], job: Future) -> None:
+    def _finished(self, batch: list[tuple[BatchItem, asyncio.Future]], job: asyncio.Future) -> None:
         self._running -= 1
         error = RuntimeError("the batch was cancelled (the server is stopping)") if job.cancelled() else job.exception()
         self._answer(batch, error)

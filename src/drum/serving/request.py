@@ -91,6 +91,9 @@ class RequestData:
     body_stream: AsyncIterator[bytes] | None = None
     #: Awaits the client's disconnect (set by event-loop servers; None where it cannot be told).
     disconnected: Callable[[], Awaitable[None]] | None = None
+    #: `on_disconnect(callback)` calls `callback` once if the client leaves before its answer: what
+    #: `disconnected` tells, without a task per request (set by drum's own HTTP protocol; else None).
+    on_disconnect: Callable[[Callable[[], None]], None] | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         name = name.lower()

@@ -22,7 +22,6 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future
 from typing import TYPE_CHECKING
 
 from drum.config.server_config import ServerConfig
@@ -32,7 +31,7 @@ from drum.model.target import TargetType
 from drum.observability import tracing
 from drum.observability.metrics import Metrics
 from drum.observability.stdout_flusher import StdoutFlusher
-from drum.serving.admission import Admission, Busy, TrackedExecutor
+from drum.serving.admission import Admission, Busy, LoopJob, TrackedExecutor
 from drum.serving.batcher import Batcher
 from drum.serving.batching import BatchItem, batch_key, estimated_rows, model_batchable
 from drum.serving.dispatch import early_response, protocol_error, run_route, run_route_async
@@ -301,31 +300,38 @@ class Runtime:
                 future = batcher.submit(item)
                 future.add_done_callback(self.admission.release)
             else:
-                job = self.admission.submit(
-                    contextvars.copy_context().run, self._run_route, ctx, route, req, deadline
+                job = self.admission.submit_to_loop(
+                    asyncio.get_running_loop(), contextvars.copy_context().run, self._run_route, ctx, route, req,
+                    deadline,
                 )
-                future = asyncio.wrap_future(job)
+                future = job.future
         except Busy:
             busy = protocol_error(route.protocol, BUSY_TEXT, 503)
             busy.headers.append(("Retry-After", "1"))
             return busy
-        if timeout is None and req.disconnected is None:
+        if timeout is None and req.disconnected is None and req.on_disconnect is None:
             return await future
         # wake on the answer, the client's disconnect or the deadline, whichever comes first (callbacks, not
-        # asyncio.wait: this is every queued request's path). The disconnect watcher is not cancelled: it
-        # ends by itself once the response is complete (receive() then says so).
+        # asyncio.wait: this is every queued request's path). A disconnect watcher task is not cancelled:
+        # it ends by itself once the response is complete (receive() then says so).
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
+        left = False
 
         def wake(_: object = None) -> None:
             if not waiter.done():
                 waiter.set_result(None)
 
+        def leave(_: object = None) -> None:
+            nonlocal left
+            left = True
+            wake()
+
         future.add_done_callback(wake)
-        gone = None
-        if req.disconnected is not None:
-            gone = asyncio.ensure_future(req.disconnected())
-            gone.add_done_callback(wake)
+        if req.on_disconnect is not None:
+            req.on_disconnect(leave)
+        elif req.disconnected is not None:
+            asyncio.ensure_future(req.disconnected()).add_done_callback(leave)
         timer = loop.call_later(timeout, wake) if timeout is not None else None
         try:
             await waiter
@@ -337,7 +343,7 @@ class Runtime:
             if answer is not None:
                 return answer
         future.add_done_callback(self._close_abandoned_stream)
-        if not future.done() and gone is not None and gone.done():
+        if not future.done() and left:
             return self._abandoned(req, job, item)
         return self._timed_out(route, req, timeout)  # still running (its answer will be dropped), or never run
 
@@ -346,7 +352,7 @@ class Runtime:
         logger.error("Request %s %s timed out after %ss", req.method, req.path, f"{timeout:g}")
         return protocol_error(route.protocol, timed_out_text(timeout or 0), 504)
 
-    def _abandoned(self, req: RequestData, job: Future | None, item: BatchItem | None) -> ResponseData:
+    def _abandoned(self, req: RequestData, job: LoopJob | None, item: BatchItem | None) -> ResponseData:
         """The client left before its answer: work not started is never run (its thread goes to the next
         request); work running finishes and its result is dropped. Logged as 499, counted in /metrics."""
         if job is not None:

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from drum.servers.fastapi.middleware import read_body, send_data
+from drum.servers.fastapi.protocol import ON_DISCONNECT
 from drum.servers.fastapi.streaming import ClosingStreamingResponse, iterate_off_loop
 from drum.serving.request import QueryParams, RequestData
 from drum.serving.response import ResponseData
@@ -25,6 +26,7 @@ async def request_data(route: Route, scope: Scope, receive: Receive, limit: int 
     BodyTooLarge past `limit` bytes), or, for routes that stream it on and were not prefetched, handed on
     as it arrives. None when the client disconnected before its body arrived."""
     streamed = route.stream_request and "body" not in (scope.get("state") or {})
+    watch = scope.get(ON_DISCONNECT)
     body = b""
     if not streamed:
         body = await read_body(receive, limit)
@@ -38,7 +40,8 @@ async def request_data(route: Route, scope: Scope, receive: Receive, limit: int 
         query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
         path_params=dict(scope.get("path_params") or {}),
         body_stream=Request(scope, receive).stream() if streamed else None,
-        disconnected=None if streamed else partial(wait_for_disconnect, receive),
+        disconnected=None if streamed or watch is not None else partial(wait_for_disconnect, receive),
+        on_disconnect=None if streamed else watch,
     )
 
 

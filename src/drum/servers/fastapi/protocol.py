@@ -30,10 +30,15 @@ import asyncio
 import ctypes
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from drum.serving import http
 from drum.serving.routes import STREAMED_PREFIXES
+
+#: The scope key of a request's disconnect watch: `scope[ON_DISCONNECT](callback)` calls `callback` once if
+#: the client leaves before the response is complete (set by drum's HTTP protocol; absent elsewhere).
+ON_DISCONNECT = "drum.on_disconnect"
 
 if TYPE_CHECKING:
     from drum.config.server_config import ServerConfig
@@ -288,6 +293,7 @@ if HttpToolsProtocol is not None:
         _head_too_large = False
         _message_begun = False
         _direct = False  # whole bodies may be read straight into their buffers (DirectBodyReader)
+        _watchers: list[tuple[Any, Callable[[], None]]] | None = None  # (cycle, called if the client leaves)
 
         # --- the read timeout (DRUM_REQUEST_READ_TIMEOUT): slow clients cannot hold a connection --------
 
@@ -371,7 +377,10 @@ if HttpToolsProtocol is not None:
             super().on_headers_complete()
             cycle = self.cycle
             max_body, budget = self.max_body, self.budget
-            if cycle is None or cycle.scope is not self.scope or self.scope["path"].startswith(self.streamed_prefixes):
+            if cycle is None or cycle.scope is not self.scope:
+                return
+            self.scope[ON_DISCONNECT] = partial(self._watch, cycle)  # type: ignore[literal-required]
+            if self.scope["path"].startswith(self.streamed_prefixes):
                 return
             size = _content_length(self.scope["headers"])
             if size < WHOLE_BODY_MIN_BYTES or (max_body and size > max_body):
@@ -416,12 +425,31 @@ if HttpToolsProtocol is not None:
 
         def on_response_complete(self) -> None:
             self._give_back(everything=False)
+            if self._watchers:
+                self._watchers = [w for w in self._watchers if not w[0].response_complete]
             super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._cancel_read_timer()
             self._give_back(everything=True)
             super().connection_lost(exc)
+            watchers, self._watchers = self._watchers, None
+            for cycle, left in watchers or ():
+                if not cycle.response_complete:
+                    left()
+
+        # --- the client's disconnect told by a callback (`scope[ON_DISCONNECT]`), not a task per request ----
+
+        def _watch(self, cycle: Any, left: Callable[[], None]) -> None:
+            """Call `left` once if the connection is lost before `cycle`'s response is complete."""
+            if cycle.response_complete:
+                return
+            if self.transport.is_closing() or cycle.disconnected:
+                self.loop.call_soon(left)
+                return
+            if self._watchers is None:
+                self._watchers = []
+            self._watchers.append((cycle, left))
 
         def _body_arrived(self, size: int) -> None:
             if self._read_timer is not None:

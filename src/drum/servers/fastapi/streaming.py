@@ -66,7 +66,10 @@ MAX_AHEAD = 16
 
 def _others_waiting(executor: Executor) -> bool:
     """Whether other jobs wait for the executor's threads (True when that cannot be told)."""
-    queue = getattr(executor, "_work_queue", None)
+    waiting = getattr(executor, "waiting", None)  # drum's TrackedExecutor
+    if waiting is not None:
+        return waiting()
+    queue = getattr(executor, "_work_queue", None)  # a ThreadPoolExecutor
     return queue is None or not queue.empty()
 
 
