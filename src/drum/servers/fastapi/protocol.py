@@ -30,7 +30,6 @@ import asyncio
 import ctypes
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from drum.serving import http
@@ -233,6 +232,33 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+class DisconnectWatch:
+    """`scope[ON_DISCONNECT]`: `watch(callback)` calls `callback` once if the client leaves before the
+    response is complete (`fire`, from the connection's `connection_lost`); on the event loop's thread."""
+
+    __slots__ = ("_callbacks", "gone")
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[], None]] | None = None
+        self.gone = False
+
+    def __call__(self, callback: Callable[[], None]) -> None:
+        if self.gone:
+            asyncio.get_running_loop().call_soon(callback)
+        elif self._callbacks is None:
+            self._callbacks = [callback]
+        else:
+            self._callbacks.append(callback)
+
+    def fire(self) -> None:
+        if self.gone:
+            return
+        self.gone = True
+        callbacks, self._callbacks = self._callbacks, None
+        for callback in callbacks or ():
+            callback()
+
+
 class DirectBodyReader(asyncio.BufferedProtocol):
     """A connection's protocol while the rest of a whole body arrives: the socket reads straight into the
     body's buffer. A piece of the body otherwise lands in the loop's read buffer, is copied into a `bytes`
@@ -293,7 +319,7 @@ if HttpToolsProtocol is not None:
         _head_too_large = False
         _message_begun = False
         _direct = False  # whole bodies may be read straight into their buffers (DirectBodyReader)
-        _watchers: list[tuple[Any, Callable[[], None]]] | None = None  # (cycle, called if the client leaves)
+        _watchers: list[tuple[Any, DisconnectWatch]] | None = None  # requests not answered yet
 
         # --- the read timeout (DRUM_REQUEST_READ_TIMEOUT): slow clients cannot hold a connection --------
 
@@ -379,7 +405,11 @@ if HttpToolsProtocol is not None:
             max_body, budget = self.max_body, self.budget
             if cycle is None or cycle.scope is not self.scope:
                 return
-            self.scope[ON_DISCONNECT] = partial(self._watch, cycle)  # type: ignore[literal-required]
+            watch = DisconnectWatch()  # no reference back to the cycle or the scope: no cycle for the GC
+            self.scope[ON_DISCONNECT] = watch  # type: ignore[literal-required]
+            if self._watchers is None:
+                self._watchers = []
+            self._watchers.append((cycle, watch))
             if self.scope["path"].startswith(self.streamed_prefixes):
                 return
             size = _content_length(self.scope["headers"])
@@ -434,22 +464,9 @@ if HttpToolsProtocol is not None:
             self._give_back(everything=True)
             super().connection_lost(exc)
             watchers, self._watchers = self._watchers, None
-            for cycle, left in watchers or ():
+            for cycle, watch in watchers or ():
                 if not cycle.response_complete:
-                    left()
-
-        # --- the client's disconnect told by a callback (`scope[ON_DISCONNECT]`), not a task per request ----
-
-        def _watch(self, cycle: Any, left: Callable[[], None]) -> None:
-            """Call `left` once if the connection is lost before `cycle`'s response is complete."""
-            if cycle.response_complete:
-                return
-            if self.transport.is_closing() or cycle.disconnected:
-                self.loop.call_soon(left)
-                return
-            if self._watchers is None:
-                self._watchers = []
-            self._watchers.append((cycle, left))
+                    watch.fire()
 
         def _body_arrived(self, size: int) -> None:
             if self._read_timer is not None:
