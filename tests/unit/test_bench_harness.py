@@ -281,3 +281,39 @@ def test_markdown_names_the_rounds() -> None:
     results["meta"]["rounds"] = 3
     assert "10 s per case × 3 rounds (medians; servers in rotating order)" in report.markdown(results)
     assert "rounds" not in report.markdown(_results())
+
+
+def _rounds_row(case: str, server: str, rps: list[float], p99: list[float]) -> dict:
+    per_round = [{"rps": r, "p50_ms": 1.0, "p99_ms": p, "error": None} for r, p in zip(rps, p99, strict=True)]
+    return {"case": case, "server": server, "error": None, "rps": sorted(rps)[1], "p99_ms": sorted(p99)[1],
+            "p50_ms": 1.0, "requests": 100, "errors": 0, "peak_rss_mb": 100.0, "per_round": per_round}  # fmt: skip
+
+
+def test_targets_are_judged_by_the_median_of_per_round_ratios() -> None:
+    """The machine drifts between rounds: a round's servers ran back to back, so a target is judged by the
+    median of each round's ratio, not by the ratio of medians taken minutes apart."""
+    rows = [
+        # the peer ran in the fast rounds, ours in the slow ones: medians say 0.8x, every round says 1.25x
+        _rounds_row("row1-c1", "fastapi-v2", [1000, 1250, 2500], [2, 2, 2]),
+        _rounds_row("row1-c1", "kserve-v1", [800, 1000, 2000], [2, 2, 2]),
+        _rounds_row("row1-c1", "kserve-v2", [800, 1000, 2000], [2, 2, 2]),
+        _rounds_row("row1-c64", "fastapi-batching", [2000, 2400, 2600], [9, 9, 9]),
+        _rounds_row("row1-c64", "mlserver", [500, 500, 500], [9, 9, 9]),
+        _rounds_row("row1-c64", "kserve-v1", [1000, 800, 1000], [9, 9, 9]),  # the best peer differs per round
+        _rounds_row("row1-c64", "kserve-v2", [700, 1000, 700], [9, 9, 9]),
+        _rounds_row("unstr1k-c1", "drum-1.18.1", [1000, 1000, 1000], [1.0, 1.0, 1.0]),
+        _rounds_row("unstr1k-c1", "fastapi", [1500, 1500, 1500], [1.2, 0.9, 1.1]),
+    ]
+    table = report.targets_table({"meta": {}, "servers": {}, "rows": rows})
+    assert table is not None
+    lines = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in table.splitlines()[2:]}
+    v1 = lines[("V2 `/infer` ≥ 1.0× KServe V1", "row1-c1")]
+    assert "1.25× (1.25, 1.25, 1.25)" in v1 and v1.rstrip(" |").endswith("yes")
+    v2 = lines[("V2 `/infer` ≥ 1.2× KServe V2", "row1-c1")]
+    assert v2.rstrip(" |").endswith("yes")
+    batching = lines[("batching c64 ≥ 2.5× the best peer", "row1-c64")]
+    assert "2.40× (2.00, 2.40, 2.60)" in batching and batching.rstrip(" |").endswith("**no**")
+    p99 = lines[("above DRUM in p99", "unstr1k-c1")]
+    assert "1.10× (1.20, 0.90, 1.10)" in p99
+    assert ("below DRUM in req/s", "unstr1k-c1") not in lines
+    assert "Targets (issue 24)" in report.markdown({"meta": {}, "servers": {}, "rows": rows})
