@@ -558,3 +558,34 @@ def test_answered_requests_leave_no_reference_cycles_for_the_collector():
             gc.enable()
 
     assert asyncio.run(main()) == 0
+
+
+def test_without_drums_protocol_a_request_is_told_of_a_disconnect_through_receive():
+    """Where the scope has no `ON_DISCONNECT` (another HTTP protocol), `RequestData.on_disconnect` watches
+    ASGI `receive()` for `http.disconnect` instead."""
+    from drum.servers.fastapi.adapters import request_data
+    from drum.serving.routes import ROUTES
+
+    async def main() -> list[str]:
+        gone = asyncio.Event()
+        messages = [{"type": "http.request", "body": b"1,2\n", "more_body": False}]
+
+        async def receive() -> dict:
+            if messages:
+                return messages.pop(0)
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        route = next(r for r in ROUTES if not r.stream_request)
+        scope = {"type": "http", "method": "POST", "path": "/predict/", "headers": [], "query_string": b""}
+        req = await request_data(route, scope, receive)
+        assert req is not None and req.on_disconnect is not None
+        calls: list[str] = []
+        req.on_disconnect(lambda: calls.append("left"))
+        await asyncio.sleep(0.01)
+        assert calls == []
+        gone.set()
+        await asyncio.sleep(0.01)
+        return calls
+
+    assert asyncio.run(main()) == ["left"]

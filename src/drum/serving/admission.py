@@ -112,26 +112,27 @@ class LoopJob:
         self.future: asyncio.Future = loop.create_future()
         self._claim = [True]  # popped once: by the thread that starts the call, or by cancel()
 
+    def _take(self) -> bool:
+        """Whether the caller got the call: the one thread to start it, or the one side to withdraw it."""
+        try:
+            self._claim.pop()  # atomic: two threads cannot both pop the one element
+        except IndexError:
+            return False
+        return True
+
     def cancel(self) -> bool:
         """Withdraw the call if no thread has started it, cancelling `future` (on the loop's thread)."""
-        try:
-            self._claim.pop()
-        except IndexError:
+        if not self._take():
             return False
         self.future.cancel()
         return True
 
     def withdraw(self) -> None:  # from any thread (shutdown)
-        try:
-            self._claim.pop()
-        except IndexError:
-            return
-        self._post(self.future.cancel)
+        if self._take():
+            self._post(self.future.cancel)
 
     def run(self) -> None:  # on an executor thread
-        try:
-            self._claim.pop()
-        except IndexError:
+        if not self._take():
             return  # cancelled while queued
         try:
             result = self.fn(*self.args)

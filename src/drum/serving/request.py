@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from python_multipart.multipart import MultipartParser
@@ -27,21 +28,10 @@ class cached_property:  # noqa: N801 - functools' name: what 3.12's is, without 
         return value
 
 
-#: Parsed Content-Type values (a server sees few distinct ones); cleared when it grows past this.
-_CONTENT_TYPES: dict[str, tuple[str, dict[str, str]]] = {}
-_CONTENT_TYPES_MAX = 256
-
-
+@lru_cache(maxsize=256)  # a server sees few distinct Content-Type values
 def parse_content_type(value: str | None) -> tuple[str, dict[str, str]]:
     """`parse_options_header`, remembered per value (the caller must not change the parameters)."""
-    if not value:
-        return "", {}
-    parsed = _CONTENT_TYPES.get(value)
-    if parsed is None:
-        if len(_CONTENT_TYPES) >= _CONTENT_TYPES_MAX:
-            _CONTENT_TYPES.clear()
-        parsed = _CONTENT_TYPES[value] = parse_options_header(value)
-    return parsed
+    return parse_options_header(value)
 
 
 def parse_options_header(value: str | None) -> tuple[str, dict[str, str]]:
@@ -121,10 +111,8 @@ class RequestData:
     #: The body as it arrives (async chunks), for routes that stream it on (the backend proxy); then
     #: `body` is empty.
     body_stream: AsyncIterator[bytes] | None = None
-    #: Awaits the client's disconnect (set by event-loop servers; None where it cannot be told).
-    disconnected: Callable[[], Awaitable[None]] | None = None
-    #: `on_disconnect(callback)` calls `callback` once if the client leaves before its answer: what
-    #: `disconnected` tells, without a task per request (set by drum's own HTTP protocol; else None).
+    #: `on_disconnect(callback)` calls `callback` once the client has left (set by event-loop servers;
+    #: None where it cannot be told). It may also be called after the answer: callers check their state.
     on_disconnect: Callable[[Callable[[], None]], None] | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:

@@ -283,6 +283,7 @@ class Runtime:
         queued at its deadline is never run; work that runs past it finishes and its answer is dropped."""
         deadline = None if timeout is None else time.monotonic() + timeout
         assert self.admission is not None
+        loop = asyncio.get_running_loop()
         batcher = self.batcher
         key = batch_key(route, req) if batcher is not None else None
         rows = 0
@@ -301,20 +302,17 @@ class Runtime:
                 future.add_done_callback(self.admission.release)
             else:
                 job = self.admission.submit_to_loop(
-                    asyncio.get_running_loop(), contextvars.copy_context().run, self._run_route, ctx, route, req,
-                    deadline,
+                    loop, contextvars.copy_context().run, self._run_route, ctx, route, req, deadline
                 )
                 future = job.future
         except Busy:
             busy = protocol_error(route.protocol, BUSY_TEXT, 503)
             busy.headers.append(("Retry-After", "1"))
             return busy
-        if timeout is None and req.disconnected is None and req.on_disconnect is None:
+        if timeout is None and req.on_disconnect is None:
             return await future
         # wake on the answer, the client's disconnect or the deadline, whichever comes first (callbacks, not
-        # asyncio.wait: this is every queued request's path). A disconnect watcher task is not cancelled:
-        # it ends by itself once the response is complete (receive() then says so).
-        loop = asyncio.get_running_loop()
+        # asyncio.wait: this is every queued request's path)
         waiter = loop.create_future()
         left = False
 
@@ -322,7 +320,7 @@ class Runtime:
             if not waiter.done():
                 waiter.set_result(None)
 
-        def leave(_: object = None) -> None:
+        def leave() -> None:
             nonlocal left
             left = True
             wake()
@@ -330,8 +328,6 @@ class Runtime:
         future.add_done_callback(wake)
         if req.on_disconnect is not None:
             req.on_disconnect(leave)
-        elif req.disconnected is not None:
-            asyncio.ensure_future(req.disconnected()).add_done_callback(leave)
         timer = loop.call_later(timeout, wake) if timeout is not None else None
         try:
             await waiter

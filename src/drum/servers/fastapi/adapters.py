@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor
 from functools import partial
 from urllib.parse import parse_qsl
@@ -40,9 +41,14 @@ async def request_data(route: Route, scope: Scope, receive: Receive, limit: int 
         query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
         path_params=dict(scope.get("path_params") or {}),
         body_stream=Request(scope, receive).stream() if streamed else None,
-        disconnected=None if streamed or watch is not None else partial(wait_for_disconnect, receive),
-        on_disconnect=None if streamed else watch,
+        on_disconnect=None if streamed else watch or partial(watch_disconnect, receive),
     )
+
+
+def watch_disconnect(receive: Receive, callback: Callable[[], None]) -> None:
+    """`RequestData.on_disconnect` where drum's HTTP protocol does not tell it (`scope[ON_DISCONNECT]`): a
+    task awaits `receive()` for `http.disconnect`, which also comes once the response is complete."""
+    asyncio.ensure_future(wait_for_disconnect(receive)).add_done_callback(lambda _: callback())
 
 
 async def wait_for_disconnect(receive: Receive) -> None:
