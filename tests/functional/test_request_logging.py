@@ -69,3 +69,14 @@ def test_json_logging(drum_server, model_dir):
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", entry["timestamp"])
     loading = json.loads(wait_for_line(server, r'^\{.*"loading outside any request".*$'))
     assert "request_id" not in loading
+
+
+def test_access_log_names_the_forwarded_client_of_a_trusted_proxy(drum_server, model_dir):
+    """DRUM's routes skip uvicorn's proxy-headers middleware only for requests it would leave alone: a
+    request from 127.0.0.1 (trusted by default) with X-Forwarded-For is logged with the forwarded client."""
+    server = drum_server(model_dir(MODEL), "--target-type", "regression")
+    assert server.post("/predict/", data=b"a\n1\n", headers=CSV).status_code == 200
+    forwarded = {**CSV, "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    assert server.post("/predict/?f=1", data=b"a\n1\n", headers=forwarded).status_code == 200
+    wait_for_line(server, r'^127\.0\.0\.1 - - \[[^]]+\] "POST /predict/ HTTP/1\.1" 200 ')
+    wait_for_line(server, r'^203\.0\.113\.7 - - \[[^]]+\] "POST /predict/\?f=1 HTTP/1\.1" 200 ')

@@ -69,6 +69,21 @@ def test_line_with_every_atom():
     assert (match["f"], match["a"]) == ("http://app/page", "python-requests/2.32.3")
 
 
+def test_line_is_the_gunicorn_format_of_its_atoms():
+    """The line is `ACCESS_LOG_FORMAT % atoms`, repeated headers joined with commas as in WSGI."""
+    auth = b"Basic " + base64.b64encode(b"bob:pw")
+    headers = [
+        (b"user-agent", b"a/1"), (b"referer", b"http://r/1"), (b"x-other", b"z"), (b"user-agent", b"b/2"),
+        (b"referer", b"http://r/2"), (b"authorization", auth), (b"user-agent", b"c\xe9"),
+    ]
+    line = format_access_line(scope(headers=headers, query_string=b"q=1"), 201, 5, timestamp=7)
+    atoms = {
+        "h": "10.1.2.3", "l": "-", "u": "bob", "t": format_time(7), "r": "POST /predict/?q=1 HTTP/1.1", "s": 201,
+        "b": "5", "f": "http://r/1,http://r/2", "a": "a/1,b/2,c\xe9",
+    }
+    assert line == ACCESS_LOG_FORMAT % atoms
+
+
 def test_missing_headers_and_client_are_dashes():
     line = format_access_line(scope(method="GET", path="/ping/", raw_path=b"/ping/", client=None), 200, 0)
     assert re.match(r'^- - - \[[^]]+\] "GET /ping/ HTTP/1.1" 200 0 "-" "-"$', line), line

@@ -203,3 +203,56 @@ def test_a_failure_inside_drum_answers_500_as_starlettes_error_middleware_does(m
             runtime.stop()
     assert results[0] == results[1]
     assert results[0][0][:2] == (500, b"Internal Server Error")
+
+
+def test_uvicorns_app_is_the_front_which_answers_drums_routes_without_the_layers_between(model_dir):
+    """`FastFront` takes DRUM's routes straight to `FastRoutes`; a request with X-Forwarded-* headers (the
+    proxy-headers middleware rewrites its client) and anything else go through uvicorn's whole app."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from drum.config.server_config import ServerConfig
+    from drum.servers.fastapi.fastpath import FastFront
+    from drum.servers.fastapi.run import uvicorn_config
+
+    runtime = make_runtime(loader(model_dir))
+    app = create_app(runtime)
+
+    class Options:
+        code_dir = str(model_dir)
+        address = "127.0.0.1:0"
+
+    config = uvicorn_config(app, ServerConfig.from_options(Options(), {}))
+    config.load()
+    front = config.loaded_app
+    assert isinstance(front, FastFront) and isinstance(front.outer, ProxyHeadersMiddleware)
+    outer_paths: list[str] = []
+    outer = front.outer
+
+    async def counted(scope, receive, send) -> None:
+        if scope["type"] == "http":
+            forwarded = any(k == b"x-forwarded-for" for k, _ in scope["headers"])
+            outer_paths.append(scope["path"] + ("+fwd" if forwarded else ""))
+        await outer(scope, receive, send)
+
+    front.outer = counted
+    app.middleware_stack = app.build_middleware_stack()
+
+    async def main() -> list[tuple[int, str | None]]:
+        transport = httpx.ASGITransport(app=front, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://drum") as client:
+            answers = [
+                await client.post("/predict/", content=b"a,b\n1,2\n", headers=CSV),
+                await client.post("/predict/", content=b"a\n1\n", headers={**CSV, "X-Forwarded-For": "203.0.113.7"}),
+                await client.get("/ping/"),
+                await client.get("/no/such/route"),
+            ]
+        return [(answer.status_code, answer.headers.get("x_request_id")) for answer in answers]
+
+    runtime.start()
+    try:
+        answers = asyncio.run(main())
+    finally:
+        runtime.stop()
+    assert [status for status, _ in answers] == [200, 200, 200, 404]
+    assert all(request_id for _, request_id in answers[:3])  # DRUM's headers either way
+    assert outer_paths == ["/predict/+fwd", "/no/such/route"]

@@ -86,29 +86,29 @@ def _basic_auth_user(value: str | None) -> str | None:
 
 
 def format_access_line(scope: Scope, status: int, sent: int | None, timestamp: float | None = None) -> str:
-    """One access log line for an HTTP `scope` answered with `status` and `sent` body bytes."""
-    headers: dict[bytes, str] = {}
-    for key, value in scope.get("headers") or ():
-        text = value.decode("latin-1")
-        headers[key] = f"{headers[key]},{text}" if key in headers else text  # WSGI joins repeats
+    """One access log line for an HTTP `scope` answered with `status` and `sent` body bytes
+    (`ACCESS_LOG_FORMAT`; a header sent more than once is joined with commas, as WSGI does)."""
+    auth = referer = agent = None
+    for key, value in scope.get("headers") or ():  # ASGI header names are lower case
+        if key == b"user-agent":
+            agent = value if agent is None else agent + b"," + value
+        elif key == b"referer":
+            referer = value if referer is None else referer + b"," + value
+        elif key == b"authorization":
+            auth = value if auth is None else auth + b"," + value
     client = scope.get("client")
     raw_path = scope.get("raw_path") or scope.get("path", "").encode("utf-8")
     target = raw_path.decode("latin-1")
     query = scope.get("query_string") or b""
     if query:
         target = f"{target}?{query.decode('latin-1')}"
-    atoms = {
-        "h": client[0] if client else "-",
-        "l": "-",
-        "u": _basic_auth_user(headers.get(b"authorization")) or "-",
-        "t": format_time(timestamp),
-        "r": f"{scope.get('method', '-')} {target} HTTP/{scope.get('http_version', '1.1')}",
-        "s": status,
-        "b": "-" if sent is None else str(sent),
-        "f": headers.get(b"referer", "-"),
-        "a": headers.get(b"user-agent", "-"),
-    }
-    return ACCESS_LOG_FORMAT % atoms
+    user = (_basic_auth_user(auth.decode("latin-1")) if auth is not None else None) or "-"
+    return (
+        f"{client[0] if client else '-'} - {user} {format_time(timestamp)} "
+        f"\"{scope.get('method', '-')} {target} HTTP/{scope.get('http_version', '1.1')}\" {status} "
+        f"{'-' if sent is None else sent} \"{'-' if referer is None else referer.decode('latin-1')}\" "
+        f"\"{'-' if agent is None else agent.decode('latin-1')}\""
+    )
 
 
 class AccessLog:

@@ -33,12 +33,13 @@ async def request_data(route: Route, scope: Scope, receive: Receive, limit: int 
         body = await read_body(receive, limit)
         if body is None:
             return None
+    query = scope.get("query_string")
     return RequestData(
         method=scope["method"],
         path=scope["path"],
         body=body,
         headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
-        query=QueryParams(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)),
+        query=QueryParams(parse_qsl(query.decode("latin-1"), keep_blank_values=True)) if query else QueryParams(),
         path_params=dict(scope.get("path_params") or {}),
         body_stream=Request(scope, receive).stream() if streamed else None,
         on_disconnect=None if streamed else watch or partial(watch_disconnect, receive),

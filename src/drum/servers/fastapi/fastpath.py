@@ -68,10 +68,11 @@ class FastRoutes:
             else:
                 self.exact.setdefault(served.path, fast)
 
-    def _find(self, scope: Scope) -> tuple[FastRoute, dict[str, Any]] | None:
+    def find(self, scope: Scope) -> tuple[FastRoute, dict[str, Any]] | None:
+        """The route and path parameters of an HTTP request this layer answers; None: the stack's."""
         fast = self.exact.get(scope["path"])
         if fast is not None:
-            return fast, {}
+            return (fast, {}) if scope["method"] in fast.methods else None
         for fast in self.templated:
             match, child = fast.served.matches(scope)
             if match is Match.FULL:
@@ -81,10 +82,14 @@ class FastRoutes:
         return None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = self._find(scope) if scope["type"] == "http" else None
-        if found is None or scope["method"] not in found[0].methods:
+        found = self.find(scope) if scope["type"] == "http" else None
+        if found is None:
             await self.app(scope, receive, send)
-            return
+        else:
+            await self.serve(found, scope, receive, send)
+
+    async def serve(self, found: tuple[FastRoute, dict[str, Any]], scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer a request `find` took, as the whole stack would."""
         fast, path_params = found
         scope["route"] = fast.served
         runtime = self.runtime
@@ -140,3 +145,29 @@ class FastRoutes:
             if self.log is not None:  # AccessLogMiddleware
                 self.log.log(scope, 500 if status is None else status, None if status is None else sent)
             runtime.flusher.set_last_activity_time()
+
+
+class FastFront:
+    """uvicorn's outermost app in front of `outer` (its proxy-headers middleware around `app`, or `app`): a
+    request `FastRoutes` takes goes to it straight, without the three calls between (the proxy-headers
+    middleware, FastAPI's and Starlette's `__call__`), which change nothing for it: it has no
+    X-Forwarded-* header and the app no `root_path`. Everything else goes through `outer`, where
+    `FastRoutes` still answers DRUM's routes inside Starlette."""
+
+    def __init__(self, outer: ASGIApp, app: Any) -> None:
+        self.outer = outer
+        self.app = app  # the DrumApp: its middleware stack is the FastRoutes, once Starlette has built it
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.app.middleware_stack
+        if type(fast) is FastRoutes and scope["type"] == "http" and not self.app.root_path:
+            for name, _ in scope["headers"]:
+                if name.startswith(b"x-forwarded-"):
+                    break
+            else:
+                found = fast.find(scope)
+                if found is not None:
+                    scope["app"] = self.app  # as Starlette sets it
+                    await fast.serve(found, scope, receive, send)
+                    return
+        await self.outer(scope, receive, send)

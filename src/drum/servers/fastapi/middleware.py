@@ -34,9 +34,13 @@ async def send_data(data: ResponseData, send: Send) -> None:
     await send({"type": "http.response.body", "body": data.body})
 
 
+_ID_HEADER = http.HEADER_REQUEST_ID.encode("latin-1")
+_VERSION_HEADER = (http.HEADER_DRUM_VERSION.encode("latin-1"), http.drum_headers("")[1][1].encode("latin-1"))
+
+
 def drum_header_bytes(request_id: str) -> list[tuple[bytes, bytes]]:
     """The headers DRUM adds to every answer (`http.drum_headers`), as ASGI header pairs."""
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in http.drum_headers(request_id)]
+    return [(_ID_HEADER, request_id.encode("latin-1")), _VERSION_HEADER]
 
 
 def too_large(scope: Scope, limit: int) -> bool:

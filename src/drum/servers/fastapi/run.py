@@ -18,10 +18,13 @@ from typing import Any
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.supervisors import Multiprocess
 
 from drum.config.server_config import CONFIG_ENV, ServerConfig
 from drum.config.settings import Settings
+from drum.servers.fastapi.app import DrumApp
+from drum.servers.fastapi.fastpath import FastFront
 from drum.servers.fastapi.protocol import WholeBodyHttpToolsProtocol
 
 logger = logging.getLogger("drum.server")
@@ -71,13 +74,24 @@ def _tls12_minimum(config: uvicorn.Config, default_factory: Any) -> ssl.SSLConte
     return context
 
 
+class DrumUvicornConfig(uvicorn.Config):
+    """uvicorn's Config whose loaded app (also in each worker process) is DRUM's app behind `FastFront`."""
+
+    def load(self) -> None:
+        super().load()
+        loaded = self.loaded_app
+        app = loaded.app if isinstance(loaded, ProxyHeadersMiddleware) else loaded
+        if isinstance(app, DrumApp):  # not under uvicorn's TRACE message logger: that sees every message
+            self.loaded_app = FastFront(loaded, app)
+
+
 def uvicorn_config(app: Any, config: ServerConfig, **extra: Any) -> uvicorn.Config:
     """uvicorn's Config for `config` (`app`: the app, or a factory's import string with factory=True)."""
     s = config.settings
     supervised = config.workers > 1
     max_requests = s.uvicorn_max_requests if supervised else 0
     level = config.logging_level
-    return uvicorn.Config(
+    return DrumUvicornConfig(
         app,
         host=config.host,
         port=config.port,
