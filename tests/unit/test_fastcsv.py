@@ -1,5 +1,6 @@
 """The plain numeric CSV fast path gives exactly what pandas.read_csv gives, or declines."""
 
+import collections
 import io
 import itertools
 import os
@@ -399,3 +400,68 @@ def test_a_process_forked_after_polars_started_reads_with_pandas():
         pytest.fail("the forked child hung reading with polars")
     assert probe.returncode == 0, stderr[-2000:]
     assert stdout.split() == ["0", "True"]  # the child read with pandas; the parent still uses polars
+
+
+def _reference_plain_table(data: bytes):
+    """The fast path's first form, one regex match per value: names and (dtype, values) per column."""
+    import re
+
+    integer = re.compile(rb"-?\d{1,18}")
+    number = re.compile(rb"-?(?:\d{1,18}|(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)")
+    name = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-:/\[\]()]*")
+    if len(data) > MAX_FAST_BYTES or b'"' in data or b" " in data or b"\t" in data:
+        return None
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+        if b"\r" in data:
+            return None
+    lines = (data[:-1] if data.endswith(b"\n") else data).split(b"\n")
+    if len(lines) < 2:
+        return None
+    try:
+        names = lines[0].decode("ascii").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(set(names)) != len(names) or not all(name.fullmatch(n) for n in names):
+        return None
+    rows = [line.split(b",") for line in lines[1:]]
+    if any(len(row) != len(names) for row in rows):
+        return None
+    columns = []
+    for values in zip(*rows, strict=True):
+        if all(integer.fullmatch(v) for v in values):
+            columns.append(np.array([int(v) for v in values], dtype=np.int64))
+        elif all(number.fullmatch(v) for v in values):
+            columns.append(np.array([float(v) for v in values], dtype=np.float64))
+        else:
+            return None
+    return tuple(names), columns
+
+
+def test_plain_tables_are_the_per_value_matchings_tables_bit_for_bit():
+    """One match per line and one conversion per table give the names, dtypes and values (bit for bit) of
+    matching every value, and decline the same bodies."""
+    from drum.model.fastcsv import parse_plain_numeric_csv
+
+    rng = random.Random(11)
+    kinds: dict[str, int] = collections.Counter()
+    good = ["0", "-0", "7", "-12", "007", "123456789012345678", "1.5", "-2.25", ".5", "5.", "1e5", "1E-3",
+            "2.5e+10", "-.5e2", "0.1", "-0.0", "1e400", "3.14159265358979323846"]  # fmt: skip
+    bad = ["", "+1", "1234567890123456789", "inf", "nan", "1.2.3", "e5", "1e", "-", ".", "1_0", "0x1", "é"]
+    names = ["a", "b", "f0", "x_1", "A", "B1", "a a", "1x"]
+    for trial in range(3000):
+        width, height = rng.randint(1, 5), rng.randint(1, 4)
+        pool = rng.sample(good, 4) + (rng.sample(bad, 1) if trial % 4 == 0 else [])
+        lines = [",".join(rng.choice(names) for _ in range(width)) if trial % 7 == 0 else ",".join(
+            rng.sample(names[:6], width))]  # fmt: skip
+        lines += [",".join(rng.choice(pool) for _ in range(width + (trial % 29 == 0))) for _ in range(height)]
+        body = ("\n".join(lines) + rng.choice(["", "\n"])).encode()
+        want, got = _reference_plain_table(body), parse_plain_numeric_csv(body)
+        kinds[want is None and "declined" or "".join(sorted({c.dtype.kind for c in want[1]}))] += 1
+        if want is None:
+            assert got is None, body
+            continue
+        assert got is not None and got.names == want[0], body
+        for column, expected in zip(got.columns, want[1], strict=True):
+            assert column.dtype == expected.dtype and column.tobytes() == expected.tobytes(), body
+    assert min(kinds[k] for k in ("declined", "i", "f", "fi")) > 100, kinds  # every outcome, often

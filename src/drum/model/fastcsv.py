@@ -63,6 +63,8 @@ TOKEN_BUFFER_BYTES = 1 << 20
 
 _INTEGER = re.compile(rb"-?\d{1,18}")
 _NUMBER = re.compile(rb"-?(?:\d{1,18}|(?:\d+\.\d*|\.\d+)(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)")
+_NUMBER_LINE = re.compile(rb"(?:%s)(?:,(?:%s))*" % (_NUMBER.pattern, _NUMBER.pattern))
+_NOT_INTEGER = re.compile(rb"[.eE]")
 #: A header name pandas keeps verbatim: no quotes, no surrounding blanks, no special leading chars.
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-:/\[\]()]*")
 
@@ -346,6 +348,18 @@ def read_large_numeric_csv(data: bytes, parts: int | None = None) -> pd.DataFram
     return _join_parts(names, results)
 
 
+@lru_cache(maxsize=256)
+def _table_names(header: bytes) -> tuple[str, ...] | None:
+    """The column names of a header line pandas keeps as they are (distinct, `_NAME`s), else None."""
+    try:
+        names = tuple(header.decode("ascii").split(","))
+    except UnicodeDecodeError:
+        return None
+    if len(set(names)) != len(names) or not all(_NAME.fullmatch(name) for name in names):
+        return None
+    return names
+
+
 def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:
     """`data` as a `PlainTable` when it is a small plain numeric CSV, else None."""
     if len(data) > MAX_FAST_BYTES or b'"' in data or b" " in data or b"\t" in data:
@@ -359,24 +373,35 @@ def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:
     lines = data.split(b"\n")
     if len(lines) < 2:
         return None
-    try:
-        header = lines[0].decode("ascii")
-    except UnicodeDecodeError:
+    names = _table_names(lines[0])
+    if names is None:
         return None
-    names = header.split(",")
     width = len(names)
-    if len(set(names)) != width or not all(_NAME.fullmatch(name) for name in names):
-        return None
-    rows = [line.split(b",") for line in lines[1:]]
+    body = lines[1:]
+    for line in body:  # every value a number: one match per line (_INTEGER's values are _NUMBER's too)
+        if not _NUMBER_LINE.fullmatch(line):
+            return None
+    rows = [line.split(b",") for line in body]
     if any(len(row) != width for row in rows):
         return None
-    columns = list(zip(*rows, strict=True))
+    # A number is not _INTEGER's exactly when it has a point or an exponent: a column is int64 when none of
+    # its values has, else float64 (pandas' types, as the per-column matching gave them).
+    if not any(_NOT_INTEGER.search(line) for line in body):
+        return PlainTable(names, _columns(rows, int, np.int64))
+    if len(rows) == 1:
+        floats = [_NOT_INTEGER.search(value) is not None for value in rows[0]]
+    else:
+        floats = [any(_NOT_INTEGER.search(value) for value in column) for column in zip(*rows, strict=True)]
+    if all(floats):
+        return PlainTable(names, _columns(rows, float, np.float64))
     arrays: list[np.ndarray] = []
-    for values in columns:
-        if all(_INTEGER.fullmatch(v) for v in values):
-            arrays.append(np.array([int(v) for v in values], dtype=np.int64))
-        elif all(_NUMBER.fullmatch(v) for v in values):
-            arrays.append(np.array([float(v) for v in values], dtype=np.float64))
-        else:
-            return None
-    return PlainTable(tuple(names), tuple(arrays))
+    for j, is_float in enumerate(floats):
+        kind, dtype = (float, np.float64) if is_float else (int, np.int64)
+        arrays.append(np.array([kind(row[j]) for row in rows], dtype=dtype))
+    return PlainTable(names, tuple(arrays))
+
+
+def _columns(rows: list[list[bytes]], kind: type, dtype: Any) -> tuple[np.ndarray, ...]:
+    """Every value of `rows` converted by `kind` into one (rows, columns) array: its column views."""
+    matrix = np.array([kind(value) for row in rows for value in row], dtype=dtype).reshape(len(rows), -1)
+    return tuple(matrix.T)
