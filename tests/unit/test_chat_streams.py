@@ -212,3 +212,48 @@ def test_a_failing_stream_raises_to_its_reader():
 
     with ThreadPoolExecutor(1) as executor:
         assert asyncio.run(main(executor)) == [b"a"]
+
+
+def test_a_stream_pumped_where_it_was_made_needs_no_job_from_the_loop():
+    """`pump_stream` on the prediction thread queues the stream's pump there: the thread goes on to it
+    once the job that made the stream ends, and the loop submits nothing (the old way, the loop woke a
+    thread for it after sending the head); the chunks arrive whole and in order, and closing stops it."""
+    from drum.serving.admission import TrackedExecutor
+    from drum.serving.stream_pump import PumpedStream, pump_stream
+
+    submitted_from: list[str] = []
+    made_on: list[str] = []
+
+    class Recording(TrackedExecutor):
+        def submit(self, *args, **kwargs):
+            submitted_from.append(threading.current_thread().name)
+            return super().submit(*args, **kwargs)
+
+    def chunks(n: int):
+        for i in range(n):
+            made_on.append(threading.current_thread().name)
+            yield b"%d," % i
+
+    async def main(executor: TrackedExecutor, n: int, close_early: bool) -> bytes:
+        loop = asyncio.get_running_loop()
+        job = executor.submit_to_loop(loop, lambda: pump_stream(chunks(n), executor, loop))
+        stream = await job.future
+        assert isinstance(stream, PumpedStream)
+        body = iterate_off_loop(stream, executor)
+        if close_early:
+            first = await body.__anext__()
+            await body.aclose()
+            return first
+        return b"".join([chunk async for chunk in body])
+
+    executor = Recording(1, "drum-predict")
+    try:
+        assert asyncio.run(main(executor, 6, False)) == b"0,1,2,3,4,5,"
+        assert submitted_from == ["drum-predict_0"]  # the pump, queued by the thread itself
+        assert set(made_on) == {"drum-predict_0"}
+        made_on.clear()
+        assert asyncio.run(main(executor, 10_000, True)).startswith(b"0,")
+        time.sleep(0.2)
+        assert 0 < len(made_on) < 10_000  # closed: the pump stopped pulling
+    finally:
+        executor.shutdown(wait=True)

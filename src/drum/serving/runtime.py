@@ -41,6 +41,7 @@ from drum.serving.malloc import fix_mmap_threshold
 from drum.serving.request import RequestData
 from drum.serving.response import ResponseData, error_response
 from drum.serving.routes import ROUTES, UNSTRUCTURED, Route
+from drum.serving.stream_pump import pump_stream
 
 if TYPE_CHECKING:
     from drum.serving.watchdog import Watchdog
@@ -302,7 +303,7 @@ class Runtime:
                 future.add_done_callback(self.admission.release)
             else:
                 job = self.admission.submit_to_loop(
-                    loop, contextvars.copy_context().run, self._run_route, ctx, route, req, deadline
+                    loop, contextvars.copy_context().run, self._run_route, ctx, route, req, deadline, loop
                 )
                 future = job.future
         except Busy:
@@ -364,16 +365,22 @@ class Runtime:
         return error_response("Client closed the request", CLIENT_CLOSED)
 
     def _run_route(
-        self, ctx: ServingContext, route: Route, req: RequestData, deadline: float | None = None
+        self, ctx: ServingContext, route: Route, req: RequestData, deadline: float | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> ResponseData | None:
         """`run_route` on the executor (None, never run, when the request's deadline passed while it was
-        queued); a prediction's duration tells the inline policy whether it is fast."""
+        queued); a prediction's duration tells the inline policy whether it is fast. A streamed answer's
+        pump is queued here, for this thread to take next (`stream_pump.pump_stream`)."""
         if deadline is not None and time.monotonic() >= deadline:
             return None
         inline = self.inline
         if inline is None or not inline.candidate(route):
-            return run_route(ctx, route, req)
-        return inline.timed(lambda: run_route(ctx, route, req))
+            answer = run_route(ctx, route, req)
+        else:
+            answer = inline.timed(lambda: run_route(ctx, route, req))
+        if answer is not None and answer.stream is not None and loop is not None and self.executor is not None:
+            answer.stream = pump_stream(answer.stream, self.executor, loop)
+        return answer
 
     def _close_abandoned_stream(self, future: asyncio.Future) -> None:
         """A handler that finished after its request got 504 may have opened a stream (a chat generator):

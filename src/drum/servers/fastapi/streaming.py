@@ -2,8 +2,8 @@
 closed when the client goes away.
 
 A handler's sync stream (a chat hook's generator wrapped in SSE framing) is advanced on the prediction
-executor, never on the loop: one job pulls chunks while no other job waits and hands each to the loop
-at once; chunks made while the loop was busy are sent together, as one body message. When the client
+executor by a `Pump` (`drum.serving.stream_pump`), never on the loop; chunks made while the loop was busy
+are sent together, as one body message. When the client
 disconnects, Starlette cancels the send task; `ClosingStreamingResponse` then closes the body iterator,
 which closes the sync stream in the executor once any `next()` still running has returned (a generator
 cannot be closed while it runs).
@@ -12,7 +12,6 @@ cannot be closed while it runs).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextvars
 import logging
 import threading
@@ -23,116 +22,21 @@ from typing import Any
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from drum.serving.stream_pump import MAX_AHEAD, GuardedIterator, Pump, PumpedStream
+
+__all__ = ["MAX_AHEAD", "ClosingStreamingResponse", "GuardedIterator", "iterate_off_loop"]
+
 logger = logging.getLogger("drum.server")
 
 
-class GuardedIterator:
-    """A sync iterator whose `next()` and `close()` never overlap (they may run on different threads)."""
-
-    def __init__(self, iterator: Iterator[bytes]) -> None:
-        self._iterator = iterator
-        self._lock = threading.Lock()
-        self.finished = False
-
-    def next_or_none(self) -> bytes | None:
-        with self._lock:
-            if self.finished:
-                return None
-            try:
-                return next(self._iterator)
-            except StopIteration:
-                self.finished = True
-                return None
-            except BaseException:
-                self.finished = True
-                raise
-
-    def close(self) -> None:
-        with self._lock:
-            if self.finished:
-                return
-            self.finished = True
-            close = getattr(self._iterator, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - a failing close must not hide the disconnect
-                    logger.exception("Closing a response stream failed")
-
-
-#: Chunks a stream may run ahead of its client before its pump stops (and is started again when they are sent).
-MAX_AHEAD = 16
-
-
-def _others_waiting(executor: Executor) -> bool:
-    """Whether other jobs wait for the executor's threads (True when that cannot be told)."""
-    waiting = getattr(executor, "waiting", None)  # drum's TrackedExecutor
-    if waiting is not None:
-        return waiting()
-    queue = getattr(executor, "_work_queue", None)  # a ThreadPoolExecutor
-    return queue is None or not queue.empty()
-
-
-class _Pump:
-    """Advances a stream on the executor: one job pulls chunks for as long as no other job waits for a
-    thread and the client keeps up (a hop to a thread and back per chunk costs more than a chunk of a
-    fast stream), handing each to the loop as soon as it is made."""
-
-    def __init__(self, guarded: GuardedIterator, executor: Executor, loop: asyncio.AbstractEventLoop) -> None:
-        self.guarded, self.executor, self.loop = guarded, executor, loop
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.running = False
-        self.done = False
-        self.error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self._wake_pending = False
-
-    def run(self) -> None:  # on an executor thread
-        try:
-            while True:
-                chunk = self.guarded.next_or_none()
-                if chunk is None:
-                    self.done = True
-                    return
-                self.chunks.append(chunk)
-                self._notify()
-                if len(self.chunks) >= MAX_AHEAD or _others_waiting(self.executor):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - raised on the loop, where the response is
-            self.error = exc
-            self.done = True
-        finally:
-            self.running = False
-            self._notify()
-
-    def _notify(self) -> None:
-        """Wake the loop, once until it has woken (a wake-up costs a write to the loop's pipe)."""
-        if self._wake_pending:
-            return
-        self._wake_pending = True
-        try:
-            self.loop.call_soon_threadsafe(self._wake)
-        except RuntimeError:  # the loop is closed: the server stopped
-            pass
-
-    def _wake(self) -> None:
-        self._wake_pending = False  # first: what the pump does from now on wakes the loop again
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def wait(self) -> None:
-        self._waiter = self.loop.create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-
 async def iterate_off_loop(iterator: Iterator[bytes], executor: Executor) -> AsyncIterator[bytes]:
-    """Advance a sync iterator on `executor` (with the request's context vars); close it if not exhausted."""
-    guarded = GuardedIterator(iterator)
-    pump = _Pump(guarded, executor, asyncio.get_running_loop())
+    """Advance a sync iterator on `executor` (with the request's context vars); close it if not exhausted.
+    A `PumpedStream` already advances there (its pump started on the thread that made it)."""
+    if isinstance(iterator, PumpedStream):
+        guarded, pump = iterator.guarded, iterator.pump
+    else:
+        guarded = GuardedIterator(iterator)
+        pump = Pump(guarded, executor, asyncio.get_running_loop())
     context = contextvars.copy_context()
     try:
         while True:
