@@ -33,7 +33,6 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
@@ -69,23 +68,41 @@ _NOT_INTEGER = re.compile(rb"[.eE]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-:/\[\]()]*")
 
 
-@dataclass(frozen=True)
 class PlainTable:
-    """A parsed plain numeric CSV: column names and one int64 or float64 array per column."""
+    """A parsed plain numeric CSV: column names and its values, either as one (rows, columns) array of one
+    dtype (`matrix`, when every column is int64 or every column float64) or as one int64 or float64 array
+    per column (`columns`, views of `matrix` when there is one)."""
 
-    names: tuple[str, ...]
-    columns: tuple[np.ndarray, ...]
+    __slots__ = ("names", "matrix", "_columns")
+
+    def __init__(
+        self, names: tuple[str, ...], columns: tuple[np.ndarray, ...] | None = None, matrix: np.ndarray | None = None
+    ) -> None:
+        self.names = names
+        self.matrix = matrix
+        self._columns = columns
+
+    @property
+    def columns(self) -> tuple[np.ndarray, ...]:
+        if self._columns is None:
+            assert self.matrix is not None
+            self._columns = tuple(self.matrix.T)
+        return self._columns
 
     @property
     def dtypes(self) -> tuple[str, ...]:
+        if self.matrix is not None:
+            return (self.matrix.dtype.str,) * len(self.names)
         return tuple(c.dtype.str for c in self.columns)
 
     def __len__(self) -> int:
-        return len(self.columns[0])
+        return len(self.matrix) if self.matrix is not None else len(self.columns[0])
 
     def frame(self) -> pd.DataFrame:
         """The frame `pandas.read_csv` gives for this table."""
         columns = column_index(self.names)
+        if self.matrix is not None:
+            return pd.DataFrame(self.matrix, columns=columns)
         first = self.columns[0].dtype
         if all(c.dtype == first for c in self.columns):
             return pd.DataFrame(np.column_stack(self.columns), columns=columns)
@@ -94,6 +111,8 @@ class PlainTable:
     @staticmethod
     def concat(tables: list[PlainTable]) -> PlainTable:
         """Rows of tables with the same names and dtypes, one after the other."""
+        if all(t.matrix is not None for t in tables):
+            return PlainTable(tables[0].names, matrix=np.concatenate([t.matrix for t in tables]))
         columns = tuple(np.concatenate(parts) for parts in zip(*(t.columns for t in tables), strict=True))
         return PlainTable(tables[0].names, columns)
 
@@ -387,13 +406,13 @@ def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:
     # A number is not _INTEGER's exactly when it has a point or an exponent: a column is int64 when none of
     # its values has, else float64 (pandas' types, as the per-column matching gave them).
     if not any(_NOT_INTEGER.search(line) for line in body):
-        return PlainTable(names, _columns(rows, int, np.int64))
+        return PlainTable(names, matrix=_matrix(rows, int, np.int64))
     if len(rows) == 1:
         floats = [_NOT_INTEGER.search(value) is not None for value in rows[0]]
     else:
         floats = [any(_NOT_INTEGER.search(value) for value in column) for column in zip(*rows, strict=True)]
     if all(floats):
-        return PlainTable(names, _columns(rows, float, np.float64))
+        return PlainTable(names, matrix=_matrix(rows, float, np.float64))
     arrays: list[np.ndarray] = []
     for j, is_float in enumerate(floats):
         kind, dtype = (float, np.float64) if is_float else (int, np.int64)
@@ -401,7 +420,6 @@ def parse_plain_numeric_csv(data: bytes) -> PlainTable | None:
     return PlainTable(names, tuple(arrays))
 
 
-def _columns(rows: list[list[bytes]], kind: type, dtype: Any) -> tuple[np.ndarray, ...]:
-    """Every value of `rows` converted by `kind` into one (rows, columns) array: its column views."""
-    matrix = np.array([kind(value) for row in rows for value in row], dtype=dtype).reshape(len(rows), -1)
-    return tuple(matrix.T)
+def _matrix(rows: list[list[bytes]], kind: type, dtype: Any) -> np.ndarray:
+    """Every value of `rows` converted by `kind`, as one (rows, columns) array."""
+    return np.array([kind(value) for row in rows for value in row], dtype=dtype).reshape(len(rows), -1)

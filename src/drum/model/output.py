@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from drum.model.deployment_config import pps_response
+from drum.model.fastcsv import column_dtypes
 from drum.model.predictor import PredictResponse
 from drum.model.target import TargetType
 
@@ -74,7 +75,7 @@ def prediction_csv(result: PredictResponse) -> str:
 
 def float_predictions(df: pd.DataFrame) -> pd.DataFrame:
     """DRUM casts numeric prediction frames to float64 before encoding (so `1` becomes `1.0`)."""
-    if all(dtype == np.float64 for dtype in df.dtypes):
+    if all(dtype == np.float64 for dtype in column_dtypes(df)):
         return df
     return df.astype(np.float64)
 
