@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from drum.model import codecs, output
@@ -220,6 +221,10 @@ def _prepare_v2(ctx: ServingContext, item: BatchItem) -> _Prepared:
     """A V2 `/infer` request's frame (its tensors, then the `transform` hook, as `v2.infer` does)."""
     parsed = v2.parse_infer(ctx, item.req)
     inputs = PredictionInput(item.req.body, "application/json")
+    if not ctx.model.hooks.has("transform"):  # one [N, F] tensor: merged without a frame per request
+        table = parsed.table_of(ctx)
+        if table is not None:
+            return _Prepared(item, inputs, table, parsed)
     frame = ctx.model.transform_input(parsed.frame(ctx))
     return _Prepared(item, inputs, frame, parsed)
 
@@ -254,9 +259,17 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
             p.item.response = p.item.context.run(_answer_alone, ctx, p)
         return
     if first.v2 is not None:
+        try:  # each request's outputs are its rows of the merged outputs
+            names, arrays = v2.output_columns(result.predictions)
+        except Exception:  # noqa: BLE001 - each slice then fails (or not) as it would alone
+            names = arrays = None
         start = 0
         for p, size in zip(group, sizes, strict=True):
-            p.item.response = p.item.context.run(_answer_slice, ctx, p, result, start, start + size)
+            if names is not None and arrays is not None:
+                rows = [array[start : start + size] for array in arrays]
+                p.item.response = p.item.context.run(_answer_v2_rows, p, names, rows)
+            else:
+                p.item.response = p.item.context.run(_answer_slice, ctx, p, result, start, start + size)
             start += size
         return
     bodies = output.split_prediction_bodies(result, sizes, ctx.target_type, ctx.deployment_config)
@@ -265,6 +278,14 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
             p.item.response = ResponseData(200, body, "application/json")
         else:
             p.item.response = p.item.context.run(response_for_exception, body)
+
+
+def _answer_v2_rows(p: _Prepared, names: list[str], rows: list[np.ndarray]) -> ResponseData:
+    assert p.v2 is not None
+    try:
+        return p.v2.answer_columns(names, rows)
+    except BaseException as exc:  # noqa: BLE001 - this request's answer is its error
+        return p.error(exc)
 
 
 def _answer_slice(ctx: ServingContext, p: _Prepared, result: PredictResponse, start: int, stop: int) -> ResponseData:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import drum
-from drum.model.fastcsv import column_dtypes, column_index
+from drum.model.fastcsv import PlainTable, column_dtypes, column_index
 from drum.model.predictor import PredictionInput
 from drum.model.target import TargetType
 from drum.serving.errors import response_for_exception as drum_response_for_exception
@@ -106,11 +106,17 @@ def server_metadata(ctx: ServingContext, req: RequestData) -> ResponseData:
     return json_response({"name": "drum", "version": drum.__version__, "extensions": []})
 
 
-def _features(ctx: ServingContext) -> pd.Index | None:
-    """The model's feature names (scikit-learn's `feature_names_in_`) as a column index, or None."""
+def _feature_names(ctx: ServingContext) -> tuple[str, ...] | None:
+    """The model's feature names (scikit-learn's `feature_names_in_`), or None."""
     model = getattr(ctx.model, "model", None)
     names = getattr(model, "feature_names_in_", None)
-    return column_index(tuple(str(n) for n in names)) if names is not None else None
+    return tuple(str(n) for n in names) if names is not None else None
+
+
+def _features(ctx: ServingContext) -> pd.Index | None:
+    """The model's feature names as a column index, or None."""
+    names = _feature_names(ctx)
+    return column_index(names) if names is not None else None
 
 
 def _output_names(ctx: ServingContext) -> list[str]:
@@ -174,6 +180,25 @@ def request_frame(ctx: ServingContext, inputs: list[Any], table: bool = False) -
     return pd.DataFrame(columns)
 
 
+def request_table(ctx: ServingContext, inputs: list[Any], table: bool = False) -> PlainTable | None:
+    """`request_frame`'s frame as a `PlainTable` (its `frame()` is that frame) when the request is one
+    [N, F] tensor of the model's F named features, else None (errors are `request_frame`'s)."""
+    if len(inputs) != 1:
+        return None
+    _, values = _tensor(inputs[0])
+    if values.ndim != 2 or (table and values.shape[1] == 1):
+        return None
+    names = _feature_names(ctx)
+    if names is None or len(names) != values.shape[1]:
+        return None
+    return PlainTable(names, matrix=values)
+
+
+def output_columns(frame: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
+    """The output names and arrays of a prediction frame (`InferRequest.answer_columns`)."""
+    return [str(c) for c in frame.columns.tolist()], _columns(frame)
+
+
 def _columns(frame: pd.DataFrame) -> list[np.ndarray]:
     """Each column of `frame` as an array (one `to_numpy()` when all columns have one plain dtype)."""
     dtypes = column_dtypes(frame)
@@ -214,9 +239,16 @@ class InferRequest:
     def frame(self, ctx: ServingContext) -> pd.DataFrame:
         return request_frame(ctx, self.inputs, self.table)
 
+    def table_of(self, ctx: ServingContext) -> PlainTable | None:
+        return request_table(ctx, self.inputs, self.table)
+
     def answer(self, frame: pd.DataFrame) -> ResponseData:
         """The protocol's answer: each column of `frame` one output (only the requested ones)."""
-        outputs = [_output(str(c), a) for c, a in zip(frame.columns, _columns(frame), strict=True)]
+        return self.answer_columns(*output_columns(frame))
+
+    def answer_columns(self, names: list[str], arrays: list[np.ndarray]) -> ResponseData:
+        """`answer` of the frame whose columns are `names` and `arrays`."""
+        outputs = [_output(name, array) for name, array in zip(names, arrays, strict=True)]
         requested = self.body.get("outputs")
         if isinstance(requested, list) and requested:
             wanted = [o.get("name") for o in requested if isinstance(o, dict)]
