@@ -256,3 +256,26 @@ def test_uvicorns_app_is_the_front_which_answers_drums_routes_without_the_layers
     assert [status for status, _ in answers] == [200, 200, 200, 404]
     assert all(request_id for _, request_id in answers[:3])  # DRUM's headers either way
     assert outer_paths == ["/predict/+fwd", "/no/such/route"]
+
+
+def test_templated_paths_are_matched_once_and_remembered_within_a_bound(model_dir, monkeypatch):
+    from drum.servers.fastapi import fastpath
+
+    runtime = make_runtime(loader(model_dir))
+    app = create_app(runtime)
+    fast = app.build_middleware_stack()
+    assert isinstance(fast, FastRoutes)
+    monkeypatch.setattr(fastpath, "MATCHED_PATHS", 3)
+
+    def scope(path: str, method: str = "POST") -> dict:
+        return {"type": "http", "path": path, "method": method, "root_path": "", "headers": []}
+
+    first = fast.find(scope("/v2/models/m1/infer"))
+    assert first is not None and first[1] == {"name": "m1"}
+    first[1]["name"] = "changed"  # a caller's copy
+    again = fast.find(scope("/v2/models/m1/infer"))
+    assert again is not None and again[0] is first[0] and again[1] == {"name": "m1"}
+    assert fast.find(scope("/v2/models/m1/infer", "GET")) is None  # the router's 405, also after a POST
+    for i in range(5):
+        assert fast.find(scope(f"/v2/models/n{i}/infer"))[1] == {"name": f"n{i}"}
+        assert len(fast._matched) <= 3

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 
 
+#: Templated paths whose route `find` remembers (forgotten all at once when full).
+MATCHED_PATHS = 1024
 SERVER_ERROR_BODY = b"Internal Server Error"
 SERVER_ERROR_HEADERS = [
     (b"content-length", str(len(SERVER_ERROR_BODY)).encode()), (b"content-type", b"text/plain; charset=utf-8")
@@ -57,6 +59,7 @@ class FastRoutes:
         self.limit = settings.max_upload_size
         self.log = AccessLog() if settings.access_log else None
         self.exact: dict[str, FastRoute] = {}
+        self._matched: dict[tuple[str, str, str], tuple[FastRoute, dict[str, Any]]] = {}
         self.templated: list[FastRoute] = []
         for served in entries:
             route = routes[id(served)]
@@ -73,10 +76,18 @@ class FastRoutes:
         fast = self.exact.get(scope["path"])
         if fast is not None:
             return (fast, {}) if scope["method"] in fast.methods else None
+        key = (scope["path"], scope["method"], scope.get("root_path", ""))
+        known = self._matched.get(key)
+        if known is not None:  # a templated path seen before (V2's /v2/models/{name}/infer): no regex
+            return known[0], dict(known[1])
         for fast in self.templated:
             match, child = fast.served.matches(scope)
             if match is Match.FULL:
-                return fast, child.get("path_params") or {}
+                params = child.get("path_params") or {}
+                if len(self._matched) >= MATCHED_PATHS:
+                    self._matched.clear()
+                self._matched[key] = (fast, dict(params))
+                return fast, params
             if match is Match.PARTIAL:  # the path, not the method: the router answers 405
                 return None
         return None
