@@ -124,3 +124,36 @@ def test_the_array_is_the_one_scikit_learn_makes():
         got, want = twin.array_of(sample), np.asarray(sample)
         assert got is not None and got.dtype == want.dtype and got.shape == want.shape
         assert np.array_equal(got, want)
+
+
+def test_a_plain_table_is_scored_as_its_frame():
+    """A `PlainTable` (a small CSV or V2 tensor) reaches the estimator as the array its frame would give, or,
+    where the twin declines that frame, as the frame itself: the same predictions to the bit either way."""
+    from drum.model.fastcsv import PlainTable
+
+    frame, y = _data()
+    model = Ridge().fit(frame, y)
+    predictor = _prepared(model, TargetType.REGRESSION)
+    assert predictor._twin is not None
+    rows = frame.to_numpy()[:5]
+    tables = [
+        PlainTable(tuple(COLUMNS), matrix=rows),  # the twin's matrix
+        PlainTable(tuple(COLUMNS), matrix=rows.astype(np.float32)),
+        PlainTable(tuple(COLUMNS), tuple(rows.T)),  # per-column arrays: scored as the frame
+    ]
+    reordered = PlainTable(tuple(reversed(COLUMNS)), matrix=rows)  # the frame: scikit-learn's own path and error
+    assert predictor._twin.array_of(tables[0]) is rows
+    for table in (tables[2], reordered):
+        assert predictor._twin.array_of(table) is None
+    errors = []
+    for data in (reordered, reordered.frame()):
+        with pytest.raises(ValueError) as caught:
+            predictor.predict(data, model, TargetType.REGRESSION, None)
+        errors.append(str(caught.value))
+    assert errors[0] == errors[1] and "same order" in errors[0]
+    for table in tables:
+        got, _ = predictor.predict(table, model, TargetType.REGRESSION, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want, _ = predictor.predict(table.frame(), model, TargetType.REGRESSION, None)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

@@ -27,6 +27,7 @@ from drum.model.artifacts import ArtifactPredictor, artifact_predictors
 from drum.model.code_dir import RUNNING_LANG_MSG, find_model_artifact
 from drum.model.compat import install_datarobot_drum_alias
 from drum.model.custom_task import install_secrets
+from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
 from drum.model.hooks import Hooks, call, fail, load_hooks
 from drum.model.marshalling import marshal_predictions, request_labels, split_extra_output
 from drum.model.target import TargetType
@@ -242,10 +243,24 @@ class Predictor:
         return codecs.read_structured_input(binary_data, mimetype, sparse_colnames)
 
     def predict(self, inputs: PredictionInput) -> PredictResponse:
-        """Structured prediction: read the input, then `predict_loaded`."""
+        """Structured prediction: read the input, then `predict_loaded`. A small plain numeric CSV the built-in
+        reader would read is kept as a `PlainTable` when the artifact scores tables itself (framed anywhere
+        a frame is due: hooks, the monitor, other artifacts)."""
         started = time.perf_counter()
-        data = self.load_data(inputs.binary_data, inputs.mimetype, inputs.sparse_colnames)
+        data = None
+        if self._takes_tables() and inputs.mimetype != codecs.TEXT_MTX and not self.hooks.has("read_input_data"):
+            data = parse_plain_numeric_csv(inputs.binary_data)
+        if data is None:
+            data = self.load_data(inputs.binary_data, inputs.mimetype, inputs.sparse_colnames)
         return self.predict_loaded(data, inputs, started=started)
+
+    def _takes_tables(self) -> bool:
+        """Whether input reaches the artifact's own `predict` (no score hook or task) and it takes a
+        `PlainTable` as the frame that table gives."""
+        return (
+            self.hooks.task_class is None and not self.hooks.has("score")
+            and getattr(self.artifact_predictor, "takes_tables", False)
+        )  # fmt: skip
 
     def prepare_data(self, inputs: PredictionInput) -> Any:
         """The model's input for a request: read (built-in reader or `read_input_data`), then `transform`."""
@@ -258,13 +273,16 @@ class Predictor:
         started = time.perf_counter() if started is None else started
         response = self.predict_data(self.transform_input(data), inputs)
         if self.monitor is not None:
-            self.monitor.report_prediction(self, inputs, data, response, time.perf_counter() - started)
+            frame = data.frame() if isinstance(data, PlainTable) else data
+            self.monitor.report_prediction(self, inputs, frame, response, time.perf_counter() - started)
         return response
 
     def transform_input(self, data: Any) -> Any:
         """The `transform` hook's output for input read by `load_data` (the input itself without the hook)."""
         transform = self.hooks.get("transform")
         if transform is not None:
+            if isinstance(data, PlainTable):
+                data = data.frame()
             data = call("Model 'transform hook' failed to transform dataset.", transform, data, self.model)
             _require_frame(data, "transform")
         return data
@@ -282,6 +300,8 @@ class Predictor:
             hook_labels = c.class_labels or [c.negative_class_label, c.positive_class_label]
         extra = None
         score = self.hooks.get("score")
+        if isinstance(data, PlainTable) and not self._takes_tables():
+            data = data.frame()
         if self.hooks.task_class is not None:
             kwargs = inputs.hook_kwargs(c)
             method = self.model.predict_proba if self.target_type.is_classification() else self.model.predict

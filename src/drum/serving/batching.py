@@ -229,13 +229,9 @@ def _prepare_v2(ctx: ServingContext, item: BatchItem) -> _Prepared:
     return _Prepared(item, inputs, frame, parsed)
 
 
-def _frame(data: Any) -> Any:
-    return data.frame() if isinstance(data, PlainTable) else data
-
-
 def _answer_alone(ctx: ServingContext, prepared: _Prepared) -> ResponseData:
     try:
-        return prepared.answer(ctx, ctx.model.predict_data(_frame(prepared.data), prepared.inputs))
+        return prepared.answer(ctx, ctx.model.predict_data(prepared.data, prepared.inputs))
     except BaseException as exc:  # noqa: BLE001 - the protocol's error response, as run_route gives
         return prepared.error(exc)
 
@@ -245,7 +241,7 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
     first = group[0]
     try:
         if isinstance(first.data, PlainTable):
-            merged = PlainTable.concat([p.data for p in group]).frame()
+            merged = PlainTable.concat([p.data for p in group])  # framed by the predictor where a frame is due
         else:
             merged = pd.concat([p.data for p in group], ignore_index=True)
         result = first.item.context.run(ctx.model.predict_data, merged, first.inputs)

@@ -183,13 +183,11 @@ def request_frame(ctx: ServingContext, inputs: list[Any], table: bool = False) -
 def request_table(ctx: ServingContext, inputs: list[Any], table: bool = False) -> PlainTable | None:
     """`request_frame`'s frame as a `PlainTable` (its `frame()` is that frame) when the request is one
     [N, F] tensor of the model's F named features, else None (errors are `request_frame`'s)."""
-    if len(inputs) != 1:
+    names = _feature_names(ctx)
+    if len(inputs) != 1 or names is None:
         return None
     _, values = _tensor(inputs[0])
-    if values.ndim != 2 or (table and values.shape[1] == 1):
-        return None
-    names = _feature_names(ctx)
-    if names is None or len(names) != values.shape[1]:
+    if values.ndim != 2 or (table and values.shape[1] == 1) or len(names) != values.shape[1]:
         return None
     return PlainTable(names, matrix=values)
 
@@ -293,10 +291,10 @@ def infer(ctx: ServingContext, req: RequestData) -> ResponseData:
         result, _extra = ctx.model.predict_unstructured(str(first), mimetype="text/plain", charset="utf8", query={})
         text = result.decode() if isinstance(result, bytes) else result
         frame = pd.DataFrame({"output": ["" if text is None else text]})
+    elif target == TargetType.TRANSFORM:
+        frame, _ = ctx.model.transform_loaded(parsed.frame(ctx))
     else:
-        data = parsed.frame(ctx)
-        if target == TargetType.TRANSFORM:
-            frame, _ = ctx.model.transform_loaded(data)
-        else:
-            frame = ctx.model.predict_loaded(data, PredictionInput(req.body, "application/json")).predictions
+        table = parsed.table_of(ctx)  # framed by the predictor wherever a frame is due
+        data = parsed.frame(ctx) if table is None else table
+        frame = ctx.model.predict_loaded(data, PredictionInput(req.body, "application/json")).predictions
     return parsed.answer(frame)

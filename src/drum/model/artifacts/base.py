@@ -67,6 +67,8 @@ class ArtifactPredictor(ABC):
     name: str
     #: Artifact file extension, lower case.
     extension: str
+    #: Whether `predict` also takes a `fastcsv.PlainTable` (standing for its frame).
+    takes_tables: bool = False
     #: The pip extra that installs this framework.
     extra: str
 

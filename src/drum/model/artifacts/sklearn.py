@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from drum.model.artifacts.base import ArtifactPredictor, load_pickle, modules_loaded
-from drum.model.fastcsv import column_dtypes, column_index
+from drum.model.fastcsv import PlainTable, column_dtypes, column_index
 from drum.model.target import TargetType
 
 logger = logging.getLogger("drum.model.sklearn")
@@ -39,7 +39,8 @@ class ArrayTwin:
         self.model = model
         self.twin = twin
         self.names = [str(n) for n in model.feature_names_in_]
-        self.index = column_index(tuple(self.names))
+        self.index_names = tuple(self.names)
+        self.index = column_index(self.index_names)
 
     @classmethod
     def for_model(cls, model: Any, method: str) -> ArrayTwin | None:
@@ -82,6 +83,11 @@ class ArrayTwin:
         dtypes) when `data` is a frame that the twin may score, else None."""
         import pandas as pd
 
+        if type(data) is PlainTable:  # its frame's `to_numpy()`, when that frame qualifies
+            matrix = data.matrix
+            if matrix is None or data.names != self.index_names or matrix.dtype.kind not in PLAIN_KINDS:
+                return None
+            return matrix
         if type(data) is not pd.DataFrame or not data.columns.equals(self.index):
             return None
         if not all(isinstance(t, np.dtype) and t.kind in PLAIN_KINDS for t in column_dtypes(data)):
@@ -93,6 +99,8 @@ class SKLearnPredictor(ArtifactPredictor):
     name = "scikit-learn"
     extension = ".pkl"
     extra = "sklearn"
+    #: `predict` takes a `PlainTable` (scored as its matrix by the array twin, else as its frame).
+    takes_tables = True
 
     def __init__(self) -> None:
         self._twin: ArrayTwin | None = None
@@ -128,7 +136,7 @@ class SKLearnPredictor(ArtifactPredictor):
         twin = self._twin
         array = twin.array_of(data) if twin is not None and twin.model is model else None
         if array is None:
-            return getattr(model, method)(data)
+            return getattr(model, method)(data.frame() if isinstance(data, PlainTable) else data)
         return getattr(twin.twin, method)(array)  # type: ignore[union-attr]
 
     def predict(
