@@ -247,12 +247,17 @@ class Predictor:
         reader would read is kept as a `PlainTable` when the artifact scores tables itself (framed anywhere
         a frame is due: hooks, the monitor, other artifacts)."""
         started = time.perf_counter()
-        data = None
-        if self._takes_tables() and inputs.mimetype != codecs.TEXT_MTX and not self.hooks.has("read_input_data"):
-            data = parse_plain_numeric_csv(inputs.binary_data)
+        data = self.read_table(inputs) if self._takes_tables() else None
         if data is None:
             data = self.load_data(inputs.binary_data, inputs.mimetype, inputs.sparse_colnames)
         return self.predict_loaded(data, inputs, started=started)
+
+    def read_table(self, inputs: PredictionInput) -> PlainTable | None:
+        """The input as a `PlainTable` when `load_data` would read it with the built-in reader as a small plain
+        numeric CSV (the table's `frame()` is what it reads), else None."""
+        if inputs.mimetype == codecs.TEXT_MTX or self.hooks.has("read_input_data"):
+            return None
+        return parse_plain_numeric_csv(inputs.binary_data)
 
     def _takes_tables(self) -> bool:
         """Whether input reaches the artifact's own `predict` (no score hook or task) and it takes a

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from drum.model import codecs, output
-from drum.model.fastcsv import PlainTable, parse_plain_numeric_csv
+from drum.model.fastcsv import PlainTable
 from drum.model.predictor import PredictionInput, Predictor, PredictResponse
 from drum.model.target import TargetType
 from drum.serving import handlers, v2
@@ -209,12 +209,8 @@ def _prepare(ctx: ServingContext, item: BatchItem) -> _Prepared:
     """A request's prediction input and the model's input: a `PlainTable` when the built-in reader would
     read it (merged without building a frame per request), else what `prepare_data` gives."""
     inputs = handlers.prediction_input(ctx, item.req)
-    hooks = ctx.model.hooks
-    if inputs.mimetype != codecs.TEXT_MTX and not hooks.has("read_input_data") and not hooks.has("transform"):
-        table = parse_plain_numeric_csv(inputs.binary_data)
-        if table is not None:
-            return _Prepared(item, inputs, table)
-    return _Prepared(item, inputs, ctx.model.prepare_data(inputs))
+    table = None if ctx.model.hooks.has("transform") else ctx.model.read_table(inputs)
+    return _Prepared(item, inputs, ctx.model.prepare_data(inputs) if table is None else table)
 
 
 def _prepare_v2(ctx: ServingContext, item: BatchItem) -> _Prepared:
@@ -256,12 +252,13 @@ def _answer_group(ctx: ServingContext, group: list[_Prepared]) -> None:
         return
     if first.v2 is not None:
         try:  # each request's outputs are its rows of the merged outputs
-            names, arrays = v2.output_columns(result.predictions)
+            columns: tuple[list[str], list[np.ndarray]] | None = v2.output_columns(result.predictions)
         except Exception:  # noqa: BLE001 - each slice then fails (or not) as it would alone
-            names = arrays = None
+            columns = None
         start = 0
         for p, size in zip(group, sizes, strict=True):
-            if names is not None and arrays is not None:
+            if columns is not None:
+                names, arrays = columns
                 rows = [array[start : start + size] for array in arrays]
                 p.item.response = p.item.context.run(_answer_v2_rows, p, names, rows)
             else:

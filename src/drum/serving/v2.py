@@ -158,14 +158,13 @@ def request_frame(ctx: ServingContext, inputs: list[Any], table: bool = False) -
     """The model's input frame from the request's tensors (see the module docstring). `table`: the request
     is MLServer's pandas-codec table (`"content_type": "pd"`): every input is a column, even a lone one."""
     tensors = [_tensor(spec) for spec in inputs]
-    if len(tensors) == 1 and tensors[0][1].ndim == 2 and not (table and tensors[0][1].shape[1] == 1):
+    if len(tensors) == 1 and _one_matrix(tensors[0][1], table):
         name, values = tensors[0]
-        features = _features(ctx)
-        if features is not None and len(features) == values.shape[1]:
-            columns: pd.Index | list[str] | None = features
-        else:  # one [N, 1] tensor is one column, named by its input (as MLServer's codecs send a column)
-            columns = [name] if values.shape[1] == 1 else None
-        return pd.DataFrame(values, columns=columns)
+        names = _feature_names(ctx)
+        if names is not None and len(names) == values.shape[1]:
+            return PlainTable(names, matrix=values).frame()
+        # one [N, 1] tensor is one column, named by its input (as MLServer's codecs send a column)
+        return pd.DataFrame(values, columns=[name] if values.shape[1] == 1 else None)
     columns = {}
     rows = None
     for name, values in tensors:
@@ -187,9 +186,14 @@ def request_table(ctx: ServingContext, inputs: list[Any], table: bool = False) -
     if len(inputs) != 1 or names is None:
         return None
     _, values = _tensor(inputs[0])
-    if values.ndim != 2 or (table and values.shape[1] == 1) or len(names) != values.shape[1]:
+    if not _one_matrix(values, table) or len(names) != values.shape[1]:
         return None
     return PlainTable(names, matrix=values)
+
+
+def _one_matrix(values: np.ndarray, table: bool) -> bool:
+    """Whether a lone input tensor is the whole [N, F] input (not a pandas-codec table's one column)."""
+    return values.ndim == 2 and not (table and values.shape[1] == 1)
 
 
 def output_columns(frame: pd.DataFrame) -> tuple[list[str], list[np.ndarray]]:
