@@ -91,3 +91,39 @@ def test_a_client_stalling_mid_body_gets_408(server):
         sock.sendall(_request(os.urandom(BODY_SIZE))[: BODY_SIZE // 2])
         status, body = _read_responses(sock, 1)[0]
     assert status == 408, body
+
+
+KEEPING_MODEL = {
+    "custom.py": (
+        "import hashlib\n\n"
+        "KEPT = []\n\n"
+        "def load_model(code_dir):\n    return 'm'\n\n"
+        "def score_unstructured(model, data, **kwargs):\n"
+        "    answer = ' '.join(hashlib.sha256(d).hexdigest() for d in KEPT + [data])\n"
+        "    if kwargs.get('query', {}).get('keep'):\n"
+        "        KEPT.append(data)\n"
+        "    return answer\n"
+    )
+}
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def keeping_server(request, drum_server, model_dir):
+    env = {"DRUM_UVICORN_LOOP": request.param, "DRUM_FASTAPI_BODY_BUFFER_SIZE": str(2 * BODY_SIZE)}
+    return drum_server(model_dir(KEEPING_MODEL), "--target-type", "unstructured", env=env)
+
+
+@ours_only
+def test_bodies_a_hook_keeps_stay_intact_while_later_bodies_reuse_the_memory_of_forgotten_ones(keeping_server):
+    """The server keeps answered bodies' memory for the next ones (body_memory.BodyPool): one the hook
+    still holds is never written again, and a forgotten one serves later bodies, shorter or as long."""
+    kept: list[bytes] = []
+    sizes = [BODY_SIZE, BODY_SIZE - 1000, BODY_SIZE, BODY_SIZE - 3, BODY_SIZE, BODY_SIZE - 77, BODY_SIZE]
+    with _connect(keeping_server.url) as sock:
+        for i, size in enumerate(sizes):
+            body, keep = os.urandom(size), i in (1, 4)
+            path = "/predictUnstructured/?keep=1" if keep else "/predictUnstructured/"
+            sock.sendall(_request(body).replace(b"/predictUnstructured/", path.encode(), 1))
+            expected = " ".join(hashlib.sha256(d).hexdigest() for d in kept + [body])
+            assert _read_responses(sock, 1) == [(200, expected.encode())], i
+            kept += [body] if keep else []

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import Any
 
 import pytest
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from drum.servers.fastapi.body_memory import BodyPool
 from drum.servers.fastapi.protocol import WHOLE_BODY_MIN_BYTES, BodyBudget, BodyBuffer, WholeBodyHttpToolsProtocol
 
 
@@ -328,6 +330,61 @@ def test_a_connection_over_the_budget_is_not_read_until_an_earlier_body_is_answe
     assert held == [size, 1, 0, 1, 0]
     assert [m["body"] for m in messages] == bodies
     assert all(t.written.count(b"HTTP/1.1 200") == 1 for t in transports)
+
+
+def _forgetful_app(seen: list[tuple[int, int, bytes]]):
+    """Answers each request with its body's length; remembers only its id, length and ends."""
+
+    async def app(scope, receive, send):
+        body = (await receive())["body"]
+        seen.append((id(body), len(body), body[:8] + body[-8:]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(len(body)).encode()})
+
+    return app
+
+
+def test_a_body_waiting_for_the_budget_takes_the_memory_of_the_one_answered_before_it():
+    size = 2 * BodyPool.MIN_SIZE
+    bodies = [os.urandom(size), os.urandom(size - 100)]
+
+    async def main() -> tuple[list[tuple[int, int, bytes]], list[bool], list[Any]]:
+        seen: list[tuple[int, int, bytes]] = []
+
+        class Protocol(WholeBodyHttpToolsProtocol):
+            max_body = 0
+            streamed_prefixes = ()
+            budget = BodyBudget(size)
+            pool = BodyPool(size)
+
+        config = Config(app=_forgetful_app(seen), lifespan="off", log_level="warning")
+        state = ServerState()
+        protocols = [Protocol(config=config, server_state=state, app_state={}) for _ in bodies]
+        transports = [Transport(), Transport()]
+        for protocol, transport in zip(protocols, transports, strict=True):
+            protocol.connection_made(transport)
+            transport.protocol = protocol
+        requests = [_request(body) for body in bodies]
+        transports[0].deliver(requests[0][:1000])
+        transports[1].deliver(requests[1][:1000])  # over the budget: waits, its first piece kept aside
+        allocated = [protocols[0]._whole.allocated, protocols[1]._whole.allocated]
+        reader = transports[0].protocol
+        transports[0].deliver(requests[0][1000:])  # straight into its memory, then answered
+        for _ in range(50):
+            await asyncio.sleep(0)
+        readers = [reader.buffer, transports[1].resumes]  # the reader let go of the body once complete
+        transports[1].deliver(requests[1][1000:])
+        for _ in range(50):
+            await asyncio.sleep(0)
+        for transport in transports:
+            transport.protocol.connection_lost(None)
+        return seen, allocated, readers
+
+    seen, allocated, readers = asyncio.run(main())
+    assert allocated == [True, False]
+    assert readers == [None, 1]
+    assert [(n, ends) for _, n, ends in seen] == [(len(b), b[:8] + b[-8:]) for b in bodies]
+    assert seen[0][0] == seen[1][0]  # the second body was written into the first one's memory
 
 
 def test_a_closed_connection_gives_back_what_it_held_or_waited_for():

@@ -5,7 +5,7 @@ uvicorn hands a body to the app in socket-read pieces (256 KiB): each is copied 
 asks for more, and the app's task wakes once per piece. A 20 MB CSV spent ~22 ms there on a
 2-core machine, twice what the socket needs. For a request whose Content-Length lies between
 `WHOLE_BODY_MIN_BYTES` and the upload limit, this protocol puts the body into one `bytes` object of
-that length (allocated lazily by the system: pages are touched only as data arrives): the part that
+that length (`body_memory.BodyBuffer`: an answered body's memory, or fresh memory): the part that
 came with the head is copied there, and the rest is read by the socket straight into it
 (`DirectBodyReader`, a buffered protocol the connection is handed to until the body is complete; not
 on TLS connections, whose pieces are copied). It reads without pausing and wakes the app once:
@@ -18,7 +18,8 @@ whose body would take the bytes held by one worker past the budget is not read (
 block, TCP's backpressure) until earlier large requests have been answered, in arrival order; one
 body larger than the budget is read when it is alone. A worker with one prediction thread gains
 nothing from holding more bodies than it can parse next, and 64 clients sending 20 MB at once no
-longer make it hold 1.3 GB.
+longer make it hold 1.3 GB. The memory of answered bodies, up to the budget, is kept for the next ones
+(`body_memory.BodyPool`).
 
 (Parsing a CSV body's first parts while the rest arrives was tried and measured no faster on 2
 CPUs: the parser threads and the receiving loop then contend for the same cores.)
@@ -27,11 +28,11 @@ CPUs: the parser threads and the receiving loop then contend for the same cores.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from drum.servers.fastapi.body_memory import BodyBuffer, BodyPool
 from drum.serving import http
 from drum.serving.routes import STREAMED_PREFIXES
 
@@ -46,65 +47,6 @@ if TYPE_CHECKING:
 READ_TIMEOUT_MIN_BYTES = 1024
 #: Bodies at least this large (by Content-Length) are received whole.
 WHOLE_BODY_MIN_BYTES = 1 << 18
-
-# CPython's C API: a bytes object of a given size whose contents are written before anyone reads it.
-_new_bytes = ctypes.pythonapi.PyBytes_FromStringAndSize
-_new_bytes.restype = ctypes.py_object
-_new_bytes.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t]
-_bytes_address = ctypes.pythonapi.PyBytes_AsString
-_bytes_address.restype = ctypes.c_void_p
-_bytes_address.argtypes = [ctypes.py_object]
-
-
-_HUGE = 1 << 21
-MADV_HUGEPAGE = 14
-try:
-    _libc = ctypes.CDLL(None, use_errno=True)
-    _madvise = _libc.madvise
-    _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-except (OSError, AttributeError):  # pragma: no cover - not Linux
-    _madvise = None
-
-
-def _huge_pages(address: int, size: int) -> None:
-    """Ask for transparent huge pages over the buffer's whole 2 MiB pages: its memory is fresh for
-    each body, and faulting it in 2 MiB at a time instead of 4 KiB is several times cheaper."""
-    start = (address + _HUGE - 1) & ~(_HUGE - 1)
-    end = (address + size) & ~(_HUGE - 1)
-    if _madvise is not None and end > start:
-        _madvise(start, end - start, MADV_HUGEPAGE)
-
-
-class BodyBuffer:
-    """A request body of known size, written in place as it arrives. `data` is a `bytes` object
-    whose first `received` bytes are the body so far (the rest is not yet written; nothing else
-    holds it until the body is complete)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: bytes = _new_bytes(None, size)
-        self._address: int = _bytes_address(self.data)
-        _huge_pages(self._address, size)
-        self.received = 0
-
-    def free(self) -> memoryview:
-        """The part of the body not yet received, writable in place (a socket reads straight into it)."""
-        free = (ctypes.c_ubyte * (self.size - self.received)).from_address(self._address + self.received)
-        return memoryview(free).cast("B")
-
-    def write(self, chunk: bytes) -> bool:
-        """Append `chunk`; False (nothing written) when it would overflow the declared size."""
-        n = len(chunk)
-        if self.received + n > self.size:
-            return False
-        ctypes.memmove(self._address + self.received, chunk, n)
-        self.received += n
-        return True
-
-    @property
-    def complete(self) -> bool:
-        return self.received == self.size
-
 
 class BodyBudget:
     """Bytes of bodies held at once by one worker process (on its event loop). `claim` takes a body's
@@ -155,6 +97,7 @@ def configure_whole_bodies(config: ServerConfig) -> None:
     WholeBodyHttpToolsProtocol.max_body = config.settings.max_upload_size
     WholeBodyHttpToolsProtocol.streamed_prefixes = tuple(config.url_prefix + p for p in STREAMED_PREFIXES)
     WholeBodyHttpToolsProtocol.budget = BodyBudget(budget) if budget else None
+    WholeBodyHttpToolsProtocol.pool = BodyPool(budget) if budget else None
     WholeBodyHttpToolsProtocol.read_timeout = float(config.settings.request_read_timeout)
     WholeBodyHttpToolsProtocol.max_head = config.settings.max_header_size
 
@@ -271,13 +214,17 @@ class DirectBodyReader(asyncio.BufferedProtocol):
 
     def __init__(self, http: Any, buffer: BodyBuffer) -> None:
         self.http = http
-        self.buffer = buffer
+        self.buffer: BodyBuffer | None = buffer
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        assert self.buffer is not None, "the body is complete"
         return self.buffer.free()
 
     def buffer_updated(self, nbytes: int) -> None:
+        buffer = self.buffer
         self.http.direct_body_read(nbytes)
+        if buffer.complete:  # the connection is the HTTP protocol's again, but uvloop may keep this
+            self.buffer = None  # reader's methods: it must not keep the body (the pool reuses its memory)
 
     def eof_received(self) -> bool | None:
         return self.http.eof_received()
@@ -299,11 +246,12 @@ if HttpToolsProtocol is not None:
         whole, except under the streamed prefixes (set by `configure_whole_bodies` in each serving
         process: the class travels to workers by name)."""
 
-        #: Largest body received whole (0: no bound), the paths never received whole and the budget of
-        #: bodies held at once (None: unbounded).
+        #: Largest body received whole (0: no bound), the paths never received whole, the budget of
+        #: bodies held at once (None: unbounded) and the memory of answered bodies kept (None: none).
         max_body: int = 0
         streamed_prefixes: tuple[str, ...] = STREAMED_PREFIXES
         budget: BodyBudget | None = None
+        pool: BodyPool | None = None
         _whole: BodyBuffer | None = None
         _whole_cycle: Any = None
         _claims: list[tuple[Any, int]] | None = None  # (cycle, size) held by this connection
@@ -429,30 +377,39 @@ if HttpToolsProtocol is not None:
             size = _content_length(self.scope["headers"])
             if size < WHOLE_BODY_MIN_BYTES or (max_body and size > max_body):
                 return
-            try:
-                buffer = BodyBuffer(size)
-            except MemoryError:
-                return
+            buffer = BodyBuffer(size, self.pool)
+            if (budget is None or self._claim(budget, cycle, buffer)) and not buffer.allocate():
+                return  # no memory for it: uvicorn's pieces
             self._whole, self._whole_cycle = buffer, cycle
-            if budget is not None:
-                self._claim(budget, cycle, size)
 
-        def _claim(self, budget: BodyBudget, cycle: Any, size: int) -> None:
+        def _claim(self, budget: BodyBudget, cycle: Any, buffer: BodyBuffer) -> bool:
+            """Claim the body's bytes of the budget: True when granted now, else reading pauses until it is
+            (and the body's memory is taken then)."""
             if self._claims is None:
                 self._claims = []
 
             def granted() -> None:
                 self._queued = None
                 assert self._claims is not None
-                self._claims.append((cycle, size))
-                if not self.transport.is_closing():
-                    self.transport.resume_reading()
+                self._claims.append((cycle, buffer.size))
+                # Next turn: the request answered just now, which gave its bytes back, has let go of its
+                # body by then, and the pool can give that memory to this one.
+                self.loop.call_soon(self._read_granted, buffer)
 
-            if budget.claim(size, granted):
-                self._claims.append((cycle, size))
-            else:  # not FlowControl: the app's receive() must not resume reading
-                self._queued = granted
-                self.transport.pause_reading()
+            if budget.claim(buffer.size, granted):
+                self._claims.append((cycle, buffer.size))
+                return True
+            self._queued = granted  # not FlowControl: the app's receive() must not resume reading
+            self.transport.pause_reading()
+            return False
+
+        def _read_granted(self, buffer: BodyBuffer) -> None:
+            if self.transport.is_closing():
+                return
+            if not buffer.allocate() and self._whole is buffer:  # no memory for it: uvicorn's pieces
+                self._whole = None
+                self._whole_cycle.body += buffer.early()
+            self.transport.resume_reading()
 
         def _give_back(self, everything: bool) -> None:
             budget = self.budget
@@ -499,6 +456,7 @@ if HttpToolsProtocol is not None:
                 and not buffer.complete
                 and self.cycle is self._whole_cycle
                 and self._queued is None
+                and buffer.allocated
                 and self._direct
                 and not self.transport.is_closing()
             ):
