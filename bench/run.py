@@ -160,6 +160,7 @@ def _load(server: RunningServer, case: Case, work: Workdir, tool: str, duration_
         row["error"] = str(exc)[:500]
         return row
     row.update(result.to_dict())
+    server.sampler.pause()  # the peak up to the end of the load
     row["peak_rss_mb"] = round(server.sampler.peak / MB, 1)
     return row
 

@@ -251,6 +251,42 @@ def test_rss_sampler_samples_only_while_active() -> None:
         sampler.stop()
 
 
+def test_peak_rss_from_the_kernels_high_water_marks_sees_memory_already_given_back() -> None:
+    import os
+    import subprocess
+    import time
+
+    from bench.servers import PeakRss
+
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "sys.stdin.readline()\n"
+        "block = bytearray(200 << 20)\n"  # touched: 200 MiB of RSS, then given back
+        "del block\n"
+        "print('freed', flush=True)\n"
+        "time.sleep(30)\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(0.3)
+        if not PeakRss.supported(child.pid):
+            pytest.skip("this kernel does not let the high-water mark be reset")
+        meter = PeakRss(os.getpid())  # the tree of this test process: the child is in it
+        meter.reset()
+        idle = meter.tree_rss()
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "freed"
+        assert meter.tree_rss() < idle + (100 << 20)  # the memory is gone again...
+        meter.pause()
+        assert meter.peak >= idle + (190 << 20)  # ...but its peak was seen
+        meter.reset()
+        meter.pause()
+        assert meter.peak < idle + (100 << 20)  # reset: the old peak is forgotten
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_merge_rounds_takes_medians_and_sums_counts() -> None:
     from bench.run import merge_rounds
 
