@@ -291,6 +291,24 @@ def test_budget_forgets_a_withdrawn_claim():
     assert granted == ["c"]
 
 
+def _connections(app, count: int, budget: BodyBudget, pool: BodyPool | None = None) -> tuple[list, list[Transport]]:
+    """`count` connections of one server (one budget and pool) to `app`, each with its own transport."""
+
+    class Protocol(WholeBodyHttpToolsProtocol):
+        max_body = 0
+        streamed_prefixes = ()
+
+    Protocol.budget, Protocol.pool = budget, pool
+    config = Config(app=app, lifespan="off", log_level="warning")
+    state = ServerState()
+    protocols = [Protocol(config=config, server_state=state, app_state={}) for _ in range(count)]
+    transports = [Transport() for _ in range(count)]
+    for protocol, transport in zip(protocols, transports, strict=True):
+        protocol.connection_made(transport)
+        transport.protocol = protocol
+    return protocols, transports
+
+
 def test_a_connection_over_the_budget_is_not_read_until_an_earlier_body_is_answered():
     size = WHOLE_BODY_MIN_BYTES * 2
     bodies = [os.urandom(size), os.urandom(size)]
@@ -298,18 +316,7 @@ def test_a_connection_over_the_budget_is_not_read_until_an_earlier_body_is_answe
     async def main() -> tuple[list[dict], list[Transport], list[int]]:
         messages: list[dict] = []
         budget = BodyBudget(size)
-
-        class Protocol(WholeBodyHttpToolsProtocol):
-            max_body = 0
-            streamed_prefixes = ()
-
-        Protocol.budget = budget
-        config = Config(app=_echo_app(messages), lifespan="off", log_level="warning")
-        state = ServerState()
-        protocols = [Protocol(config=config, server_state=state, app_state={}) for _ in bodies]
-        transports = [Transport(), Transport()]
-        for protocol, transport in zip(protocols, transports, strict=True):
-            protocol.connection_made(transport)
+        protocols, transports = _connections(_echo_app(messages), len(bodies), budget)
         requests = [_request(body) for body in bodies]
         protocols[0].data_received(requests[0][:1000])
         protocols[1].data_received(requests[1][:1000])  # its headers: over the budget
@@ -351,19 +358,7 @@ def test_a_body_waiting_for_the_budget_takes_the_memory_of_the_one_answered_befo
     async def main() -> tuple[list[tuple[int, int, bytes]], list[bool], list[Any]]:
         seen: list[tuple[int, int, bytes]] = []
 
-        class Protocol(WholeBodyHttpToolsProtocol):
-            max_body = 0
-            streamed_prefixes = ()
-            budget = BodyBudget(size)
-            pool = BodyPool(size)
-
-        config = Config(app=_forgetful_app(seen), lifespan="off", log_level="warning")
-        state = ServerState()
-        protocols = [Protocol(config=config, server_state=state, app_state={}) for _ in bodies]
-        transports = [Transport(), Transport()]
-        for protocol, transport in zip(protocols, transports, strict=True):
-            protocol.connection_made(transport)
-            transport.protocol = protocol
+        protocols, transports = _connections(_forgetful_app(seen), len(bodies), BodyBudget(size), BodyPool(size))
         requests = [_request(body) for body in bodies]
         transports[0].deliver(requests[0][:1000])
         transports[1].deliver(requests[1][:1000])  # over the budget: waits, its first piece kept aside
