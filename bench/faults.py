@@ -34,6 +34,8 @@ from pathlib import Path
 import psutil
 import requests
 
+from bench.servers import free_port, tree_rss
+
 MODEL = """
 import os
 import time
@@ -52,12 +54,6 @@ def score(data, model, **kwargs):
     return pd.DataFrame({"Predictions": [float(os.getpid())] * len(data)})
 """
 CSV = b"a\n1\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -404,13 +400,6 @@ def big_bodies_drill(directory: Path, clients: int = 32, body_mb: float = 20.0) 
     statuses: list[int | None] = []
     lock = threading.Lock()
 
-    def rss() -> int:
-        try:
-            root = psutil.Process(server.process.pid)
-            return sum(p.memory_info().rss for p in (root, *root.children(recursive=True)))
-        except psutil.Error:
-            return 0
-
     def post() -> None:
         try:
             response = requests.post(server.url + "/predict/", data=body, headers={"Content-Type": "text/csv"},
@@ -423,13 +412,13 @@ def big_bodies_drill(directory: Path, clients: int = 32, body_mb: float = 20.0) 
 
     try:
         _sequential(server.url, 5)
-        idle = rss()
+        idle = tree_rss(server.process.pid)
         peak = idle
         threads = [threading.Thread(target=post, daemon=True) for _ in range(clients)]
         for thread in threads:
             thread.start()
         while any(t.is_alive() for t in threads):
-            peak = max(peak, rss())
+            peak = max(peak, tree_rss(server.process.pid))
             time.sleep(0.02)
     finally:
         server.stop()

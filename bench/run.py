@@ -131,9 +131,12 @@ def run_case(server: RunningServer, case: Case, work: Workdir, tool: str, durati
                            "payload_bytes": work.payload(req.payload).stat().st_size, "error": None}  # fmt: skip
     server.sampler.reset()
     try:
-        return _load(server, case, work, tool, duration_s, row)
+        row = _load(server, case, work, tool, duration_s, row)
     finally:
         server.sampler.pause()
+    if row["error"] is None:
+        row["peak_rss_mb"] = round(server.sampler.peak / MB, 1)
+    return row
 
 
 def _load(server: RunningServer, case: Case, work: Workdir, tool: str, duration_s: float, row: dict[str, Any],
@@ -160,8 +163,6 @@ def _load(server: RunningServer, case: Case, work: Workdir, tool: str, duration_
         row["error"] = str(exc)[:500]
         return row
     row.update(result.to_dict())
-    server.sampler.pause()  # the peak up to the end of the load
-    row["peak_rss_mb"] = round(server.sampler.peak / MB, 1)
     return row
 
 

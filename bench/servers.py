@@ -220,6 +220,24 @@ def _ping(port: int, timeout_s: float = 2.0, path: str = "/ping/") -> int | None
         conn.close()
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process `pid` and all its descendants (none when it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def tree_rss(pid: int) -> int:
+    """The RSS summed over the process tree of `pid`, in bytes."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total
+
+
 class RssSampler:
     """Samples the RSS summed over a process tree every `interval_s` while active (from `reset()` to
     `pause()`, so idle servers cost the machine nothing); `peak` since the last `reset()`."""
@@ -234,16 +252,7 @@ class RssSampler:
         self._thread.start()
 
     def tree_rss(self) -> int:
-        try:
-            root = psutil.Process(self.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
+        return tree_rss(self.pid)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -290,29 +299,18 @@ class PeakRss:
         except OSError:
             return False
 
-    def _tree(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def tree_rss(self) -> int:
-        total = 0
-        for p in self._tree():
-            with contextlib.suppress(psutil.Error):
-                total += p.memory_info().rss
-        return total
+        return tree_rss(self.pid)
 
     def reset(self) -> None:
-        for p in self._tree():
+        for p in process_tree(self.pid):
             with contextlib.suppress(OSError):
                 Path(f"/proc/{p.pid}/clear_refs").write_text("5")
         self.peak = self.tree_rss()
 
     def pause(self) -> None:
         total = 0
-        for p in self._tree():
+        for p in process_tree(self.pid):
             with contextlib.suppress(OSError, ValueError):
                 status = Path(f"/proc/{p.pid}/status").read_text()
                 total += int(status.split("VmHWM:", 1)[1].split()[0]) * 1024
